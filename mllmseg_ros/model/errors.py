@@ -1,0 +1,5 @@
+"""Errors raised while reading a checkpoint."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder or file cannot be used; the message names the file or key at fault."""

@@ -1,0 +1,164 @@
+"""MLLMSeg: InternViT + pixel shuffle + projector + LLM + light-weight mask decoder, in one teacher-forced pass.
+
+``forward_ids`` takes the full prompt ids, answer included (``...:[SEG]...``), exactly as the official evaluation
+does; no text is generated. Two details the released weights were trained with are kept on purpose:
+
+* off-by-one: for every position p of interest the hidden state at p-1 is used, both for the [SEG] query (the token
+  before [SEG]) and for the image (the ``<img>`` token plus the first n-1 ``<IMG_CONTEXT>`` tokens);
+* the [SEG]/[REJ] decision at an answer slot p is argmax(logits[p-1]) == [REJ] id. It does not change which masks are
+  made: one mask per [SEG] in the input ids.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .configuration import MLLMSegConfig
+from .language import LanguageModel
+from .mask_decoder import ImageContext, MaskDecoder
+from .vision import InternVisionModel, build_projector, pixel_shuffle
+
+
+@dataclass
+class MLLMSegOutput:
+    """Results of ``forward_ids`` for a batch of B prompts (lists have one entry per batch item)."""
+
+    mask_logits: list[torch.Tensor]  # n_seg x S x S float32, pre-sigmoid, one map per [SEG] in the input ids
+    mask_probs: list[torch.Tensor]  # n_seg x S x S float32, sigmoid(mask_logits)
+    decisions: list[list[str]]  # "SEG"/"REJ" per [SEG]/[REJ] slot of the input ids, in order
+    decision_logits: list[torch.Tensor]  # n_slots x V float32, LLM logits at p-1 of each slot
+    vit_features: torch.Tensor  # B x N x Cv, ViT patch features (class token dropped)
+    image_embeds: torch.Tensor  # B x n_img x H, projector output placed at the <IMG_CONTEXT> positions
+    llm_hidden_states: torch.Tensor  # B x T x H, LLM last hidden states (after the final norm)
+    seg_states: list[torch.Tensor] = field(default_factory=list)  # n_seg x H, hidden states used as queries
+    image_states: torch.Tensor | None = None  # B x n_img x H, hidden states used as the LLM image features
+
+
+class MLLMSegModel(nn.Module):
+    def __init__(self, config: MLLMSegConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.vision_model = InternVisionModel(config.vision, config.select_layer)
+        self.mlp1 = build_projector(config)
+        self.language_model = LanguageModel(config.llm_family, config.llm)
+        self.res_decoder = MaskDecoder(config)
+
+    # --- loading ------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+        allow_pickle: bool = False,
+    ) -> "MLLMSegModel":
+        """Load a checkpoint folder in the official layout (see ``loading.py``). Never runs code from the folder."""
+        from .loading import load_pretrained
+
+        return load_pretrained(cls, path, dtype=dtype, device=device, allow_pickle=allow_pickle)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.mlp1[1].weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.mlp1[1].weight.device
+
+    # --- stages -------------------------------------------------------------------------------------------------
+    def extract_image_features(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """pixel_values B x 3 x S x S -> (ViT features B x N x Cv, image embeddings for the LLM B x n_img x H)."""
+        vit_features = self.vision_model(pixel_values.to(device=self.device, dtype=self.dtype))
+        batch, tokens, width = vit_features.shape
+        side = int(tokens**0.5)
+        grid = vit_features.reshape(batch, side, side, width)  # B x g x g x Cv
+        shuffled = pixel_shuffle(grid, self.config.downsample_ratio, self.config.ps_version)
+        image_embeds = self.mlp1(shuffled.reshape(batch, -1, shuffled.shape[-1]))  # B x n_img x H
+        return vit_features, image_embeds
+
+    def embed_inputs(self, input_ids: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
+        """Token embeddings with the <IMG_CONTEXT> rows replaced by the image embeddings: B x T x H."""
+        embeds = self.language_model.embed_tokens(input_ids)
+        is_image = input_ids == self.config.tokens.img_context
+        counts = is_image.sum(dim=1)
+        expected = image_embeds.shape[1]
+        if bool((counts != expected).any()):
+            raise ValueError(
+                f"each prompt must hold {expected} <IMG_CONTEXT> tokens (one per image token); got {counts.tolist()}"
+            )
+        if bool(is_image[:, 0].any()):
+            raise ValueError("an <IMG_CONTEXT> token at position 0 has no preceding token for the decoder to read")
+        embeds = embeds.clone()
+        embeds[is_image] = image_embeds.reshape(-1, image_embeds.shape[-1]).to(embeds.dtype)
+        return embeds
+
+    def run_language_model(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        position_ids = None
+        if attention_mask is not None:
+            if bool(attention_mask.all()):
+                attention_mask = None  # lets SDPA take its causal fast path
+            else:
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        return self.language_model(inputs_embeds, attention_mask=attention_mask, position_ids=position_ids)
+
+    def decision_logits_at(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits for a few hidden states only: n x H -> n x V (float32)."""
+        return self.language_model.lm_head(hidden).float()
+
+    def image_states_from_hidden(self, input_ids: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states at p-1 of every <IMG_CONTEXT> position p: B x n_img x H."""
+        batch = input_ids.shape[0]
+        rows, cols = (input_ids == self.config.tokens.img_context).nonzero(as_tuple=True)
+        return hidden[rows, cols - 1].reshape(batch, -1, hidden.shape[-1])
+
+    def decode_masks(self, context: ImageContext, seg_states: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
+        """Mask logits n x S x S (float32) for [SEG] states of images in ``context``."""
+        return self.res_decoder.decode_queries(context, image_index, seg_states.to(self.dtype)).float()
+
+    # --- the whole pass -----------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def forward_ids(
+        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> MLLMSegOutput:
+        """pixel_values B x 3 x S x S float, input_ids B x T int (the official prompt, answer included)."""
+        if pixel_values.dim() != 4 or input_ids.dim() != 2 or pixel_values.shape[0] != input_ids.shape[0]:
+            raise ValueError(
+                f"expected pixel_values [B,3,H,W] and input_ids [B,T] with the same B; "
+                f"got {tuple(pixel_values.shape)} and {tuple(input_ids.shape)}"
+            )
+        input_ids = input_ids.to(device=self.device, dtype=torch.long)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(self.device)
+        vit_features, image_embeds = self.extract_image_features(pixel_values)
+        hidden = self.run_language_model(self.embed_inputs(input_ids, image_embeds), attention_mask)
+        image_states = self.image_states_from_hidden(input_ids, hidden)
+        context = self.res_decoder.encode_image(vit_features, image_states)
+
+        tokens = self.config.tokens
+        decisions, decision_logits, seg_states, image_index = [], [], [], []
+        for b in range(input_ids.shape[0]):
+            ids = input_ids[b]
+            slots = ((ids == tokens.seg) | (ids == tokens.rej)).nonzero(as_tuple=True)[0]
+            slots = slots[slots > 0]
+            logits = self.decision_logits_at(hidden[b, slots - 1])  # n_slots x V
+            decision_logits.append(logits)
+            decisions.append(["REJ" if int(i) == tokens.rej else "SEG" for i in logits.argmax(-1)])
+            seg_positions = slots[ids[slots] == tokens.seg]
+            seg_states.append(hidden[b, seg_positions - 1])
+            image_index.append(torch.full((len(seg_positions),), b, dtype=torch.long, device=self.device))
+        all_logits = self.decode_masks(context, torch.cat(seg_states), torch.cat(image_index))
+        mask_logits = list(all_logits.split([len(s) for s in seg_states]))
+        return MLLMSegOutput(
+            mask_logits=mask_logits,
+            mask_probs=[m.sigmoid() for m in mask_logits],
+            decisions=decisions,
+            decision_logits=decision_logits,
+            vit_features=vit_features,
+            image_embeds=image_embeds,
+            llm_hidden_states=hidden,
+            seg_states=seg_states,
+            image_states=image_states,
+        )
