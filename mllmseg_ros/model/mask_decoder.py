@@ -1,4 +1,4 @@
-"""The light-weight mask decoder of MLLMSeg (``res_decoder``; the paper's DSFF fusion), no SAM.
+r"""The light-weight mask decoder of MLLMSeg (``res_decoder``; the paper's DSFF fusion), no SAM.
 
 Data flow for one image and n queries (W = decoder width = ViT width, g = ViT grid, l = LLM image grid):
 

@@ -1,0 +1,41 @@
+"""Shared fixtures: the golden reference checkpoint (decompressed once per session into a temp dir)."""
+from __future__ import annotations
+
+import lzma
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _shared import require_shared  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    return require_shared() / "golden"
+
+
+@pytest.fixture(scope="session")
+def golden_checkpoint(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The official-format tiny checkpoint, weights decompressed next to copies of its small files."""
+    folder = tmp_path_factory.mktemp("golden_checkpoint")
+    source = golden_dir / "checkpoint"
+    for item in source.iterdir():
+        if item.suffix != ".xz":
+            shutil.copy(item, folder / item.name)
+    with lzma.open(source / "model.safetensors.xz") as packed, open(folder / "model.safetensors", "wb") as out:
+        shutil.copyfileobj(packed, out)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def golden_model(golden_checkpoint: Path):
+    from mllmseg_ros.model import MLLMSegModel
+
+    return MLLMSegModel.from_pretrained(golden_checkpoint)
