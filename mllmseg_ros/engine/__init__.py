@@ -1,0 +1,20 @@
+"""The segmentation engine: image + words -> masks, boxes, centroids. Numpy in, numpy out; no ROS imports."""
+from .postprocess import MaskGeometry, mask_geometry, resize_probability
+from .preprocess import as_rgb, preprocess
+from .prompt import build_prompt_turns, load_chat_tokenizer, normalize_command
+from .segmenter import EncodedFrames, Segmenter, SegmenterOptions, SegmentationResult
+
+__all__ = [
+    "EncodedFrames",
+    "MaskGeometry",
+    "Segmenter",
+    "SegmenterOptions",
+    "SegmentationResult",
+    "as_rgb",
+    "build_prompt_turns",
+    "load_chat_tokenizer",
+    "mask_geometry",
+    "normalize_command",
+    "preprocess",
+    "resize_probability",
+]

@@ -1,0 +1,294 @@
+"""The engine: images and referring expressions in, per-target results out. Numpy in, numpy out; no ROS.
+
+Speed comes from the prompt's order: the image tokens come before the question, so everything up to ``</img>`` (the
+ViT, the projector, the LLM over the prefix with its KV cache, and the decoder's image-only stages) depends on the
+frame only. ``encode`` computes that once per frame; each ``query`` then runs the LLM over the question/answer suffix
+and the decoder's per-query stages. The uncached path (``cache=False``) runs the official full prompt in one pass and
+gives the same results.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+from ..model import MLLMSegModel
+from ..model.mask_decoder import ImageContext
+from .postprocess import mask_geometry, resize_probability
+from .preprocess import as_rgb, preprocess
+from .prompt import (
+    DEFAULT_COMMAND_PREFIXES,
+    IMG_END,
+    build_prompt_turns,
+    clean_expression,
+    load_chat_tokenizer,
+    normalize_command,
+)
+
+
+@dataclass
+class SegmentationResult:
+    """One target of one frame. Pixel coordinates are in the ORIGINAL image (x right, y down)."""
+
+    expression: str  # the referring expression actually sent to the model
+    found: bool  # decision [SEG] and a non-empty mask
+    decision: str  # "SEG" or "REJ": the LLM's answer at the target's slot
+    confidence: float  # P([SEG]) from a softmax over the [SEG] and [REJ] logits at the slot, in [0, 1]
+    probability: np.ndarray  # H x W float32 sigmoid map
+    mask: np.ndarray  # H x W bool, probability > threshold (all False when not found)
+    bbox: tuple[int, int, int, int] | None  # (x, y, w, h) of the mask
+    centroid: tuple[float, float] | None  # (x, y) of the mask (or of its largest component, if configured)
+    area: int  # pixels in the mask
+
+
+@dataclass
+class EncodedFrames:
+    """Query-independent state of B frames (see the module docstring)."""
+
+    image_sizes: list[tuple[int, int]]  # (height, width) of each original frame
+    decoder_context: ImageContext
+    cache: DynamicCache  # LLM KV cache of the prompt prefix, B rows
+    prefix_last_hidden: torch.Tensor  # B x H, hidden state of the prefix's last token
+    key: tuple | None = None  # identity of a single cached frame (shape + digest)
+
+
+@dataclass
+class SegmenterOptions:
+    threshold: float = 0.5
+    centroid_of_largest_component: bool = False
+    command_prefixes: tuple[str, ...] = DEFAULT_COMMAND_PREFIXES
+    extra: dict = field(default_factory=dict)
+
+
+class Segmenter:
+    """``Segmenter.from_pretrained(path)``; then ``segment(image, expressions)`` or ``segment_command(image, text)``.
+
+    Not thread-safe: one caller at a time (the ROS node runs inference on one worker thread).
+    """
+
+    def __init__(self, model: MLLMSegModel, tokenizer, options: SegmenterOptions | None = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.options = options or SegmenterOptions()
+        self.config = model.config
+        self._prefix_ids = self._build_prefix_ids()
+        self._cached: EncodedFrames | None = None
+        backbone_params = inspect.signature(model.language_model.model.forward).parameters
+        # transformers 5 renamed past_key_values -> cache
+        self._cache_kwarg = "cache" if "cache" in backbone_params else "past_key_values"
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        threads: int | None = None,
+        compile: bool = False,
+        allow_pickle: bool = False,
+        options: SegmenterOptions | None = None,
+    ) -> "Segmenter":
+        if threads:
+            torch.set_num_threads(threads)
+        model = MLLMSegModel.from_pretrained(path, dtype=dtype, device=device, allow_pickle=allow_pickle)
+        if compile:
+            model.vision_model = torch.compile(model.vision_model)
+            model.res_decoder = torch.compile(model.res_decoder)
+        return cls(model, load_chat_tokenizer(path), options)
+
+    # --- prompt ---------------------------------------------------------------------------------------------------
+    @property
+    def max_prompt_tokens(self) -> int:
+        return int(getattr(self.config.llm, "max_position_embeddings", 32768))
+
+    def _encode_turns(self, expressions: Sequence[str], answers: Sequence[str] | None = None) -> list[int]:
+        turns = build_prompt_turns(expressions, self.config.num_image_tokens, answers, bos=self.tokenizer.bos_token)
+        return [i for turn in turns.as_list() for i in self.tokenizer.encode(turn)]
+
+    def prompt_ids(self, expressions: Sequence[str]) -> torch.LongTensor:
+        """input_ids [1, T] of the official RES prompt for ``expressions`` (one conversation, answers all [SEG])."""
+        expressions = self._validate_expressions(expressions)
+        ids = self._encode_turns(expressions)
+        if len(ids) > self.max_prompt_tokens:
+            raise ValueError(
+                f"the prompt for these expressions is {len(ids)} tokens, more than the model's context of "
+                f"{self.max_prompt_tokens}; use shorter or fewer expressions"
+            )
+        return torch.tensor([ids], dtype=torch.long)
+
+    def _build_prefix_ids(self) -> list[int]:
+        """Ids up to and including ``</img>``: the same for every question (checked on two different prompts)."""
+        img_end = self.tokenizer.encode(IMG_END)
+        probes = [self._encode_turns(["a"]), self._encode_turns(["the red cup on the left", "b"])]
+        end = next(i for i in range(len(probes[0])) if probes[0][i : i + len(img_end)] == img_end) + len(img_end)
+        if probes[0][:end] != probes[1][:end]:
+            raise RuntimeError("this tokenizer merges the image block with the question; prefix caching is unsafe")
+        return probes[0][:end]
+
+    @staticmethod
+    def _validate_expressions(expressions: Sequence[str]) -> list[str]:
+        if isinstance(expressions, str):
+            expressions = [expressions]
+        cleaned = []
+        for expression in expressions:
+            if not isinstance(expression, str):
+                raise ValueError(f"expressions must be strings, got {type(expression).__name__}")
+            text = clean_expression(expression)
+            if not text:
+                raise ValueError(f"empty referring expression {expression!r}")
+            cleaned.append(text)
+        if not cleaned:
+            raise ValueError("no referring expression given")
+        return cleaned
+
+    def expressions_from_command(self, command: str) -> list[str]:
+        return normalize_command(command, self.options.command_prefixes)
+
+    # --- per-frame work -------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode(self, images: Sequence[np.ndarray], color: str = "rgb") -> EncodedFrames:
+        """ViT, projector, LLM prefix and the decoder's image stages for B frames (batched)."""
+        rgb = [as_rgb(image, color) for image in images]
+        model = self.model
+        pixel_values = torch.cat([preprocess(image, self.config.image_size) for image in rgb])
+        vit_features, image_embeds = model.extract_image_features(pixel_values)
+        batch = len(rgb)
+        prefix = torch.tensor([self._prefix_ids] * batch, dtype=torch.long, device=model.device)
+        embeds = model.embed_inputs(prefix, image_embeds)
+        cache = DynamicCache(config=model.language_model.config)
+        hidden = model.language_model.model(inputs_embeds=embeds, use_cache=True, **{self._cache_kwarg: cache}).last_hidden_state
+        image_states = model.image_states_from_hidden(prefix, hidden)
+        context = model.res_decoder.encode_image(vit_features, image_states)
+        return EncodedFrames([im.shape[:2] for im in rgb], context, cache, hidden[:, -1])
+
+    @torch.inference_mode()
+    def query(self, frames: EncodedFrames, expressions_per_frame: Sequence[Sequence[str]]) -> list[list[SegmentationResult]]:
+        """Answer one conversation (all its expressions) per frame, all frames in one batched suffix pass."""
+        if len(expressions_per_frame) != len(frames.image_sizes):
+            raise ValueError(f"{len(frames.image_sizes)} frames but {len(expressions_per_frame)} expression lists")
+        expression_lists = [self._validate_expressions(e) for e in expressions_per_frame]
+        prefix_length = len(self._prefix_ids)
+        suffixes = [self.prompt_ids(e)[0, prefix_length:] for e in expression_lists]
+        longest = max(len(s) for s in suffixes)
+        # Right padding needs no attention mask: with causal attention no real token sees a pad.
+        suffix_ids = torch.zeros(len(suffixes), longest, dtype=torch.long)
+        for row, suffix in enumerate(suffixes):
+            suffix_ids[row, : len(suffix)] = suffix
+        model = self.model
+        suffix_ids = suffix_ids.to(model.device)
+        positions = torch.arange(prefix_length, prefix_length + longest, device=model.device).expand(len(suffixes), -1)
+        try:
+            hidden = model.language_model.model(
+                inputs_embeds=model.language_model.embed_tokens(suffix_ids),
+                position_ids=positions,
+                use_cache=True,
+                **{self._cache_kwarg: frames.cache},
+            ).last_hidden_state
+        finally:
+            # Drop the suffix again so the frame's cache serves the next question (a negative crop removes that many
+            # tokens in every transformers version we support).
+            added = frames.cache.get_seq_length() - prefix_length
+            if added > 0:
+                frames.cache.crop(-added)
+        hidden = torch.cat([frames.prefix_last_hidden[:, None], hidden], dim=1)  # index p holds the state at p-1
+        return self._results(frames, suffix_ids, [len(s) for s in suffixes], hidden, expression_lists)
+
+    def _results(self, frames, suffix_ids, lengths, shifted_hidden, expression_lists) -> list[list[SegmentationResult]]:
+        tokens = self.config.tokens
+        seg_states, image_index, slot_info = [], [], []
+        for row, length in enumerate(lengths):
+            ids = suffix_ids[row, :length]
+            slots = ((ids == tokens.seg) | (ids == tokens.rej)).nonzero(as_tuple=True)[0]
+            logits = self.model.decision_logits_at(shifted_hidden[row, slots])  # n_slots x V
+            slot_info.append(logits)
+            seg_states.append(shifted_hidden[row, slots])
+            image_index.append(torch.full((len(slots),), row, dtype=torch.long))
+        all_logits = self.model.decode_masks(
+            frames.decoder_context, torch.cat(seg_states), torch.cat(image_index).to(self.model.device)
+        )
+        probabilities = all_logits.sigmoid().cpu().numpy()
+        results, start = [], 0
+        for row, expressions in enumerate(expression_lists):
+            logits = slot_info[row]
+            count = logits.shape[0]
+            results.append(
+                [
+                    self._result(expressions[k], logits[k], probabilities[start + k], frames.image_sizes[row])
+                    for k in range(count)
+                ]
+            )
+            start += count
+        return results
+
+    def _result(self, expression: str, logits: torch.Tensor, probability_square: np.ndarray, size) -> SegmentationResult:
+        tokens = self.config.tokens
+        decision = "REJ" if int(logits.argmax()) == tokens.rej else "SEG"
+        confidence = float(torch.sigmoid(logits[tokens.seg] - logits[tokens.rej]))
+        probability = resize_probability(probability_square, *size)
+        mask = probability > self.options.threshold
+        if decision == "REJ":
+            mask = np.zeros_like(mask)
+        geometry = mask_geometry(mask, self.options.centroid_of_largest_component)
+        return SegmentationResult(
+            expression=expression,
+            found=decision == "SEG" and geometry.area > 0,
+            decision=decision,
+            confidence=confidence,
+            probability=probability,
+            mask=mask,
+            bbox=geometry.bbox,
+            centroid=geometry.centroid,
+            area=geometry.area,
+        )
+
+    # --- convenience ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _frame_key(image: np.ndarray, color: str) -> tuple:
+        return (image.shape, color, hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest())
+
+    def set_image(self, image: np.ndarray, color: str = "rgb") -> EncodedFrames:
+        """Encode one frame and keep it for the following ``segment`` calls on the same pixels."""
+        key = self._frame_key(image, color)
+        if self._cached is None or self._cached.key != key:
+            self._cached = self.encode([image], color)
+            self._cached.key = key
+        return self._cached
+
+    def reset_image(self) -> None:
+        self._cached = None
+
+    def segment(
+        self, image: np.ndarray, expressions: Sequence[str] | str, color: str = "rgb", cache: bool = True
+    ) -> list[SegmentationResult]:
+        """Segment ``expressions`` (one conversation) in ``image``. A repeated image reuses its encoding."""
+        if not cache:
+            return self.segment_uncached(image, expressions, color)
+        return self.query(self.set_image(image, color), [expressions])[0]
+
+    def segment_command(self, image: np.ndarray, command: str, color: str = "rgb") -> list[SegmentationResult]:
+        """A spoken command ("pick up the red cup; the blue bowl") -> results; each result names the expression used."""
+        return self.segment(image, self.expressions_from_command(command), color)
+
+    def segment_batch(
+        self, images: Sequence[np.ndarray], expressions_per_image: Sequence[Sequence[str]], color: str = "rgb"
+    ) -> list[list[SegmentationResult]]:
+        """Several frames (e.g. cameras) in one batched pass."""
+        return self.query(self.encode(images, color), expressions_per_image)
+
+    @torch.inference_mode()
+    def segment_uncached(self, image: np.ndarray, expressions: Sequence[str] | str, color: str = "rgb") -> list[SegmentationResult]:
+        """The official path: the whole prompt in one forward pass, nothing reused."""
+        expressions = self._validate_expressions(expressions)
+        rgb = as_rgb(image, color)
+        out = self.model.forward_ids(preprocess(rgb, self.config.image_size), self.prompt_ids(expressions))
+        probabilities = out.mask_probs[0].cpu().numpy()
+        return [
+            self._result(expressions[k], out.decision_logits[0][k], probabilities[k], rgb.shape[:2])
+            for k in range(len(expressions))
+        ]
