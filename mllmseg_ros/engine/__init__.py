@@ -1,4 +1,5 @@
 """The segmentation engine: image + words -> masks, boxes, centroids. Numpy in, numpy out; no ROS imports."""
+from .visualize import draw_overlay
 from .postprocess import MaskGeometry, mask_geometry, resize_probability
 from .preprocess import as_rgb, preprocess
 from .prompt import build_prompt_turns, load_chat_tokenizer, normalize_command
@@ -12,6 +13,7 @@ __all__ = [
     "SegmentationResult",
     "as_rgb",
     "build_prompt_turns",
+    "draw_overlay",
     "load_chat_tokenizer",
     "mask_geometry",
     "normalize_command",

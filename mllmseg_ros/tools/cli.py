@@ -1,0 +1,170 @@
+"""``mllmseg-ros``: the command line. ``segment`` runs a checkpoint on an image; ``demo`` shows the pipeline."""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Sequence
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "target"
+
+
+def results_as_dicts(results) -> list[dict]:
+    return [
+        {
+            "expression": r.expression,
+            "found": r.found,
+            "decision": r.decision,
+            "confidence": round(r.confidence, 4),
+            "area": r.area,
+            "bbox": list(r.bbox) if r.bbox else None,
+            "centroid": [round(c, 2) for c in r.centroid] if r.centroid else None,
+        }
+        for r in results
+    ]
+
+
+def format_table(results) -> str:
+    rows = [("expression", "found", "conf", "area", "bbox (x,y,w,h)", "centroid (x,y)")]
+    for r in results:
+        bbox = ",".join(map(str, r.bbox)) if r.bbox else "-"
+        centroid = f"{r.centroid[0]:.1f},{r.centroid[1]:.1f}" if r.centroid else "-"
+        rows.append((r.expression, "yes" if r.found else "no", f"{r.confidence:.3f}", str(r.area), bbox, centroid))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def write_outputs(out_dir: Path, image_rgb, results) -> list[Path]:
+    import cv2
+
+    from ..engine import draw_overlay
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, result in enumerate(results):
+        path = out_dir / f"mask_{index}_{_slug(result.expression)}.png"
+        cv2.imwrite(str(path), result.mask.astype("uint8") * 255)
+        written.append(path)
+    overlay = out_dir / "overlay.png"
+    cv2.imwrite(str(overlay), cv2.cvtColor(draw_overlay(image_rgb, results), cv2.COLOR_RGB2BGR))
+    return written + [overlay]
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    import cv2
+    import torch
+
+    from ..engine import Segmenter, SegmenterOptions
+
+    model_dir = Path(args.model)
+    if not model_dir.is_dir():
+        raise UserError(f"model folder not found: {model_dir}")
+    image_bgr = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
+    if image_bgr is None:
+        raise UserError(f"cannot read image: {args.image}")
+    options = SegmenterOptions(threshold=args.threshold, centroid_of_largest_component=args.largest_component)
+    segmenter = Segmenter.from_pretrained(
+        model_dir, device=args.device, dtype=getattr(torch, args.dtype), threads=args.threads,
+        allow_pickle=args.allow_pickle, options=options,
+    )
+    image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+    expressions = segmenter.expressions_from_command("; ".join(args.expressions)) if args.command else args.expressions
+    results = segmenter.segment(image_rgb, expressions)
+    written = write_outputs(Path(args.out), image_rgb, results) if args.out else []
+    if args.json:
+        print(json.dumps({"image": str(args.image), "results": results_as_dicts(results), "files": [str(p) for p in written]}, indent=2))
+    else:
+        print(format_table(results))
+        for path in written:
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """pytorch_model.bin (pickle) checkpoint -> a safetensors copy that loads without --allow-pickle."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from ..model.loading import read_state_dict
+
+    source, target = Path(args.source), Path(args.target)
+    if not source.is_dir():
+        raise UserError(f"checkpoint folder not found: {source}")
+    if not args.allow_pickle:
+        raise UserError("reading pickle weights can run code from the file; pass --allow-pickle if you trust it")
+    state = read_state_dict(source, allow_pickle=True)
+    target.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.is_file() and not item.name.startswith("pytorch_model"):
+            shutil.copy(item, target / item.name)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(target / "model.safetensors"), metadata={"format": "pt"})
+    print(f"wrote {target / 'model.safetensors'} ({len(state)} tensors)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out))
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mllmseg-ros", description="Language-to-mask segmentation with MLLMSeg.")
+    sub = parser.add_subparsers(dest="command_name", required=True)
+
+    seg = sub.add_parser("segment", help="segment the objects named by expressions in one image")
+    seg.add_argument("--model", required=True, help="checkpoint folder (config.json, *.safetensors, tokenizer files)")
+    seg.add_argument("image", help="image file (any format OpenCV reads)")
+    seg.add_argument("expressions", nargs="+", help='referring expressions, e.g. "the red cup"')
+    seg.add_argument("--command", action="store_true", help="treat the text as a spoken command ('pick up the red cup')")
+    seg.add_argument("--out", help="folder for mask PNGs and overlay.png")
+    seg.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    seg.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    seg.add_argument("--dtype", default="float32", choices=DTYPES)
+    seg.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    seg.add_argument("--threshold", type=float, default=0.5, help="mask threshold on the probability map")
+    seg.add_argument("--largest-component", action="store_true", help="centroid of the largest connected component")
+    seg.add_argument("--allow-pickle", action="store_true", help="allow pytorch_model.bin (pickle) weights")
+    seg.set_defaults(handler=cmd_segment)
+
+    convert = sub.add_parser("convert", help="convert a pytorch_model.bin checkpoint to safetensors")
+    convert.add_argument("source", help="checkpoint folder with pytorch_model.bin (or its shard index)")
+    convert.add_argument("target", help="new folder (config and tokenizer files are copied)")
+    convert.add_argument("--allow-pickle", action="store_true", help="required: confirms you trust the pickle file")
+    convert.set_defaults(handler=cmd_convert)
+
+    demo = sub.add_parser("demo", help="run the pipeline end to end on a generated scene")
+    demo.add_argument("--out", default="out/demo", help="output folder")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (UserError, ValueError) as exc:
+        print(f"mllmseg-ros: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a model/checkpoint problem: one line, not a traceback
+        from ..model import CheckpointError
+
+        if isinstance(exc, CheckpointError):
+            print(f"mllmseg-ros: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""mllmseg_ros: a ROS 2 perception node running the MLLMSeg referring-segmentation model.
+
+Installs with pip (`pip install -e .[test]`, see scripts/setup.sh) and builds as an ament_python package with colcon.
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "mllmseg_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="ROS 2 node for MLLMSeg referring segmentation",
+    license="Apache-2.0",
+    packages=find_packages(include=[f"{PACKAGE}*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        # Any torch >= 2.1 works; scripts/setup.sh pins the CPU wheel so pip does not pull a CUDA build.
+        "torch>=2.1",
+        # 5.x: the engine uses DynamicCache(config=...) and the cache-cropping API of transformers 5.
+        "transformers>=5.20,<6",
+        "safetensors",
+        "numpy",
+        "pillow",
+        "opencv-python-headless",
+        "sentencepiece",
+        "tokenizers",
+        "protobuf",
+        "rosbags",
+    ],
+    extras_require={"test": ["pytest", "pytest-timeout"]},
+    # ament index and share/ files, so `ros2 run`/`ros2 launch` find the package after a colcon build.
+    # glob() so that a not-yet-existing launch/ or config/ folder is simply empty.
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*")),
+        (f"share/{PACKAGE}/config", glob("config/*")),
+    ],
+    zip_safe=False,
+    entry_points={
+        "console_scripts": [
+            "mllmseg-ros=mllmseg_ros.tools.cli:main",
+        ],
+    },
+)

@@ -1,0 +1,170 @@
+"""Engine results: parity with the official masks, cache and batch equivalence, geometry, bad inputs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mllmseg_ros.engine import Segmenter, mask_geometry
+from mllmseg_ros.engine.postprocess import largest_component
+
+CACHE_ATOL = 1e-5
+PARITY_ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def segmenter(golden_checkpoint) -> Segmenter:
+    return Segmenter.from_pretrained(golden_checkpoint)
+
+
+def golden_image(golden_dir, name):
+    return np.load(golden_dir / "inputs" / f"{name}_uint8.npy")
+
+
+def official_resize(pred_mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """How the official evaluation brings a 448 map to the image size."""
+    return F.interpolate(torch.from_numpy(pred_mask)[None, None], (height, width), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def test_prompt_ids_match_golden_input_ids(segmenter, golden_dir):
+    ids = segmenter.prompt_ids(["the red cup"])
+    assert ids.dtype == torch.long and ids.shape[0] == 1
+    assert ids[0].tolist() == np.load(golden_dir / "cases" / "B_single_seg" / "input_ids.npy")[0].tolist()
+
+
+@pytest.mark.parametrize(
+    "case, image, expressions, decisions",
+    [
+        ("A_seg_rej", "image0", ["the red cup", "the blue plate"], ["SEG", "REJ"]),
+        ("B_single_seg", "image1", ["the red cup"], ["REJ"]),
+        ("C_nonsquare_seg", "image2_nonsquare", ["man in white shirt"], ["SEG"]),
+    ],
+)
+def test_results_match_official_masks_at_image_size(segmenter, golden_dir, case, image, expressions, decisions):
+    frame = golden_image(golden_dir, image)
+    results = segmenter.segment(frame, expressions)
+    assert [r.expression for r in results] == expressions
+    assert [r.decision for r in results] == decisions
+    golden = np.load(golden_dir / "cases" / case / "pred_masks.npy")[0]
+    first = results[0]
+    assert first.probability.shape == frame.shape[:2]
+    np.testing.assert_allclose(first.probability, official_resize(golden, *frame.shape[:2]), atol=PARITY_ATOL, rtol=0)
+    for result in results:
+        if result.decision == "REJ":
+            assert not result.found and not result.mask.any() and result.area == 0 and result.bbox is None
+        else:
+            assert np.array_equal(result.mask, result.probability > 0.5)
+            assert result.found == bool(result.mask.any())
+
+
+def test_confidence_is_the_seg_vs_rej_softmax(segmenter, golden_dir):
+    logits = np.load(golden_dir / "cases" / "A_seg_rej" / "llm_logits_at_decisions.npy")
+    results = segmenter.segment(golden_image(golden_dir, "image0"), ["the red cup", "the blue plate"])
+    seg_id, rej_id = segmenter.config.tokens.seg, segmenter.config.tokens.rej
+    for result, row in zip(results, logits):
+        expected = 1 / (1 + np.exp(-(row[seg_id] - row[rej_id])))
+        assert result.confidence == pytest.approx(expected, abs=1e-4)
+    assert results[0].confidence > 0.5 > results[1].confidence
+
+
+def test_cached_equals_uncached(segmenter, golden_dir):
+    frame = golden_image(golden_dir, "image2_nonsquare")
+    expressions = ["man in white shirt", "the dog on the left", "a cup"]
+    segmenter.reset_image()
+    cached = segmenter.segment(frame, expressions)
+    cached_again = segmenter.segment(frame, expressions)  # served from the frame cache
+    uncached = segmenter.segment(frame, expressions, cache=False)
+    for a, b, c in zip(cached, cached_again, uncached):
+        assert a.decision == b.decision == c.decision
+        np.testing.assert_allclose(a.probability, c.probability, atol=CACHE_ATOL, rtol=0)
+        np.testing.assert_allclose(b.probability, c.probability, atol=CACHE_ATOL, rtol=0)
+        assert a.confidence == pytest.approx(c.confidence, abs=1e-5)
+
+
+def test_second_question_on_a_frame_does_not_reencode(segmenter, golden_dir, monkeypatch):
+    frame = golden_image(golden_dir, "image0")
+    segmenter.segment(frame, ["the red cup"])
+    calls = []
+    monkeypatch.setattr(segmenter.model, "extract_image_features", lambda *a: calls.append(a))
+    segmenter.segment(frame, ["the blue plate"])
+    segmenter.segment(frame.copy(), ["a cup on the left"])  # same pixels, another array
+    assert calls == []
+
+
+def test_batched_frames_equal_single_frames(segmenter, golden_dir):
+    frames = [golden_image(golden_dir, "image0"), golden_image(golden_dir, "image2_nonsquare")]
+    expressions = [["the red cup", "the blue plate"], ["man in white shirt"]]
+    batched = segmenter.segment_batch(frames, expressions)
+    for frame, exprs, batch_results in zip(frames, expressions, batched):
+        single = segmenter.segment(frame, exprs, cache=False)
+        assert [r.decision for r in batch_results] == [r.decision for r in single]
+        for a, b in zip(batch_results, single):
+            assert a.probability.shape == frame.shape[:2]
+            np.testing.assert_allclose(a.probability, b.probability, atol=CACHE_ATOL, rtol=0)
+
+
+def test_command_reports_the_expression_used(segmenter, golden_dir):
+    results = segmenter.segment_command(golden_image(golden_dir, "image0"), "Pick up the RED cup!; go to the blue plate")
+    assert [r.expression for r in results] == ["the red cup", "the blue plate"]
+
+
+def test_bgr_input_gives_the_rgb_result(segmenter, golden_dir):
+    frame = golden_image(golden_dir, "image0")
+    rgb = segmenter.segment(frame, ["the red cup"])[0]
+    bgr = segmenter.segment(np.ascontiguousarray(frame[:, :, ::-1]), ["the red cup"], color="bgr")[0]
+    np.testing.assert_allclose(rgb.probability, bgr.probability, atol=1e-6)
+
+
+@pytest.mark.parametrize("expressions", [[""], ["   "], [" . "], [], [3]])
+def test_bad_expressions_are_rejected(segmenter, golden_dir, expressions):
+    with pytest.raises(ValueError):
+        segmenter.segment(golden_image(golden_dir, "image0"), expressions)
+
+
+def test_over_long_expressions_are_rejected_not_truncated(segmenter):
+    words = " ".join(["cup"] * 40000)
+    with pytest.raises(ValueError, match="more than the model's context"):
+        segmenter.prompt_ids([words])
+
+
+def test_bad_images_are_rejected(segmenter):
+    with pytest.raises(ValueError, match="uint8"):
+        segmenter.segment(np.zeros((8, 8, 3), np.float64), ["a cup"])
+
+
+def test_geometry_of_a_known_mask():
+    mask = np.zeros((20, 30), bool)
+    mask[5:9, 10:16] = True  # 4 x 6 rectangle: rows 5..8, cols 10..15
+    geometry = mask_geometry(mask)
+    assert geometry.area == 24
+    assert geometry.bbox == (10, 5, 6, 4)
+    assert geometry.centroid == pytest.approx((12.5, 6.5))
+
+
+def test_centroid_of_largest_component():
+    mask = np.zeros((20, 30), bool)
+    mask[0:2, 0:2] = True  # 4 px blob at (0.5, 0.5)
+    mask[10:14, 20:24] = True  # 16 px blob at (21.5, 11.5)
+    assert mask_geometry(mask).centroid == pytest.approx(((4 * 0.5 + 16 * 21.5) / 20, (4 * 0.5 + 16 * 11.5) / 20))
+    assert mask_geometry(mask, centroid_of_largest_component=True).centroid == pytest.approx((21.5, 11.5))
+    assert mask_geometry(mask, centroid_of_largest_component=True).bbox == (0, 0, 24, 14)  # box of the whole mask
+    assert largest_component(mask).sum() == 16
+
+
+def test_empty_mask_geometry():
+    geometry = mask_geometry(np.zeros((5, 5), bool))
+    assert (geometry.area, geometry.bbox, geometry.centroid) == (0, None, None)
+
+
+def test_threshold_is_configurable(golden_checkpoint, golden_dir):
+    from mllmseg_ros.engine import SegmenterOptions
+
+    frame = golden_image(golden_dir, "image0")
+    areas = []
+    for threshold in (0.3, 0.5, 0.7):
+        seg = Segmenter.from_pretrained(golden_checkpoint, options=SegmenterOptions(threshold=threshold))
+        result = seg.segment(frame, ["the red cup"])[0]
+        assert np.array_equal(result.mask, result.probability > threshold)
+        areas.append(result.area)
+    assert areas[0] >= areas[1] >= areas[2] and areas[0] > areas[2]
