@@ -91,15 +91,27 @@ class Segmenter:
         dtype: torch.dtype = torch.float32,
         threads: int | None = None,
         compile: bool = False,
+        quantization: str | None = None,
         allow_pickle: bool = False,
         options: SegmenterOptions | None = None,
     ) -> "Segmenter":
+        """Load a checkpoint folder. ``compile`` runs the ViT and the decoder through ``torch.compile`` (slow first
+        call); ``quantization="int8"`` stores ViT and LLM weights as int8 (CPU, float32 only)."""
         if threads:
             torch.set_num_threads(threads)
         model = MLLMSegModel.from_pretrained(path, dtype=dtype, device=device, allow_pickle=allow_pickle)
+        if quantization == "int8":
+            from ..model.quantization import quantize_int8_dynamic
+
+            quantize_int8_dynamic(model)
+        elif quantization is not None:
+            raise ValueError(f"unknown quantization {quantization!r}; supported: 'int8' (CPU)")
         if compile:
             model.vision_model = torch.compile(model.vision_model)
-            model.res_decoder = torch.compile(model.res_decoder)
+            decoder = model.res_decoder
+            # The engine calls these two methods directly, so compile them rather than the module's forward.
+            decoder.encode_image = torch.compile(decoder.encode_image)
+            decoder.decode_queries = torch.compile(decoder.decode_queries)
         return cls(model, load_chat_tokenizer(path), options)
 
     # --- prompt ---------------------------------------------------------------------------------------------------

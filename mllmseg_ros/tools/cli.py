@@ -71,7 +71,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     options = SegmenterOptions(threshold=args.threshold, centroid_of_largest_component=args.largest_component)
     segmenter = Segmenter.from_pretrained(
         model_dir, device=args.device, dtype=getattr(torch, args.dtype), threads=args.threads,
-        allow_pickle=args.allow_pickle, options=options,
+        allow_pickle=args.allow_pickle, options=options, compile=args.compile, quantization=args.quantization,
     )
     image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
     expressions = segmenter.expressions_from_command("; ".join(args.expressions)) if args.command else args.expressions
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     seg.add_argument("--threshold", type=float, default=0.5, help="mask threshold on the probability map")
     seg.add_argument("--largest-component", action="store_true", help="centroid of the largest connected component")
+    seg.add_argument("--quantization", choices=["int8"], help="int8 ViT/LLM weights (CPU, float32)")
+    seg.add_argument("--compile", action="store_true", help="torch.compile the ViT and decoder (slow first call)")
     seg.add_argument("--allow-pickle", action="store_true", help="allow pytorch_model.bin (pickle) weights")
     seg.set_defaults(handler=cmd_segment)
 

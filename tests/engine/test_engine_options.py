@@ -1,0 +1,45 @@
+"""Engine options: int8 weights on CPU and torch.compile give the reference results within stated tolerances."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from mllmseg_ros.engine import Segmenter
+
+CASES = [("image0", ["the red cup", "the blue plate"]), ("image2_nonsquare", ["man in white shirt"])]
+INT8_MEAN_ABS_LIMIT = 0.01  # measured 2e-4..4e-4 on the golden cases
+COMPILE_ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def reference(golden_checkpoint) -> Segmenter:
+    return Segmenter.from_pretrained(golden_checkpoint)
+
+
+def _frames(golden_dir):
+    return [(np.load(golden_dir / "inputs" / f"{name}_uint8.npy"), expressions) for name, expressions in CASES]
+
+
+def test_int8_weights_agree_with_float32(golden_checkpoint, golden_dir, reference):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's deprecation notice for the quantization module
+        quantized = Segmenter.from_pretrained(golden_checkpoint, quantization="int8")
+    for frame, expressions in _frames(golden_dir):
+        for a, b in zip(reference.segment(frame, expressions), quantized.segment(frame, expressions)):
+            assert a.decision == b.decision
+            assert np.abs(a.probability - b.probability).mean() < INT8_MEAN_ABS_LIMIT
+
+
+def test_unknown_quantization_is_rejected(golden_checkpoint):
+    with pytest.raises(ValueError, match="unknown quantization"):
+        Segmenter.from_pretrained(golden_checkpoint, quantization="int3")
+
+
+def test_torch_compile_gives_the_same_results(golden_checkpoint, golden_dir, reference):
+    compiled = Segmenter.from_pretrained(golden_checkpoint, compile=True)
+    for frame, expressions in _frames(golden_dir)[:1]:
+        for a, b in zip(reference.segment(frame, expressions), compiled.segment(frame, expressions)):
+            assert a.decision == b.decision
+            np.testing.assert_allclose(a.probability, b.probability, atol=COMPILE_ATOL, rtol=0)
