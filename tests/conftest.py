@@ -5,12 +5,17 @@ import lzma
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# ROS 2 isolation for tests that start nodes: a domain of our own, no traffic off this machine, logs in a temp dir.
+os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="mllmseg_ros_log_"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _shared import require_shared  # noqa: E402
