@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -79,6 +80,9 @@ class Segmenter:
         self.config = model.config
         self._prefix_ids = self._build_prefix_ids()
         self._cached: EncodedFrames | None = None
+        # Milliseconds of the last encode/query: preprocess, encode (ViT + LLM prefix + decoder image stages),
+        # query (LLM suffix + decoder per-query stages), postprocess (resize, threshold, geometry).
+        self.last_timings: dict[str, float] = {}
         backbone_params = inspect.signature(model.language_model.model.forward).parameters
         # transformers 5 renamed past_key_values -> cache
         self._cache_kwarg = "cache" if "cache" in backbone_params else "past_key_values"
@@ -166,9 +170,11 @@ class Segmenter:
     @torch.inference_mode()
     def encode(self, images: Sequence[np.ndarray], color: str = "rgb") -> EncodedFrames:
         """ViT, projector, LLM prefix and the decoder's image stages for B frames (batched)."""
+        start = time.perf_counter()
         rgb = [as_rgb(image, color) for image in images]
         model = self.model
         pixel_values = torch.cat([preprocess(image, self.config.image_size) for image in rgb])
+        preprocessed = time.perf_counter()
         vit_features, image_embeds = model.extract_image_features(pixel_values)
         batch = len(rgb)
         prefix = torch.tensor([self._prefix_ids] * batch, dtype=torch.long, device=model.device)
@@ -177,6 +183,9 @@ class Segmenter:
         hidden = model.language_model.model(inputs_embeds=embeds, use_cache=True, **{self._cache_kwarg: cache}).last_hidden_state
         image_states = model.image_states_from_hidden(prefix, hidden)
         context = model.res_decoder.encode_image(vit_features, image_states)
+        self.last_timings = {
+            "preprocess": (preprocessed - start) * 1e3, "encode": (time.perf_counter() - preprocessed) * 1e3,
+        }
         return EncodedFrames([im.shape[:2] for im in rgb], context, cache, hidden[:, -1])
 
     @torch.inference_mode()
@@ -184,6 +193,7 @@ class Segmenter:
         """Answer one conversation (all its expressions) per frame, all frames in one batched suffix pass."""
         if len(expressions_per_frame) != len(frames.image_sizes):
             raise ValueError(f"{len(frames.image_sizes)} frames but {len(expressions_per_frame)} expression lists")
+        start = time.perf_counter()
         expression_lists = [self._validate_expressions(e) for e in expressions_per_frame]
         prefix_length = len(self._prefix_ids)
         suffixes = [self.prompt_ids(e)[0, prefix_length:] for e in expression_lists]
@@ -209,9 +219,9 @@ class Segmenter:
             if added > 0:
                 frames.cache.crop(-added)
         hidden = torch.cat([frames.prefix_last_hidden[:, None], hidden], dim=1)  # index p holds the state at p-1
-        return self._results(frames, suffix_ids, [len(s) for s in suffixes], hidden, expression_lists)
+        return self._results(frames, suffix_ids, [len(s) for s in suffixes], hidden, expression_lists, start)
 
-    def _results(self, frames, suffix_ids, lengths, shifted_hidden, expression_lists) -> list[list[SegmentationResult]]:
+    def _results(self, frames, suffix_ids, lengths, shifted_hidden, expression_lists, start) -> list[list[SegmentationResult]]:
         tokens = self.config.tokens
         seg_states, image_index, slot_info = [], [], []
         for row, length in enumerate(lengths):
@@ -225,17 +235,20 @@ class Segmenter:
             frames.decoder_context, torch.cat(seg_states), torch.cat(image_index).to(self.model.device)
         )
         probabilities = all_logits.sigmoid().cpu().numpy()
-        results, start = [], 0
+        decoded = time.perf_counter()
+        results, offset = [], 0
         for row, expressions in enumerate(expression_lists):
             logits = slot_info[row]
             count = logits.shape[0]
             results.append(
                 [
-                    self._result(expressions[k], logits[k], probabilities[start + k], frames.image_sizes[row])
+                    self._result(expressions[k], logits[k], probabilities[offset + k], frames.image_sizes[row])
                     for k in range(count)
                 ]
             )
-            start += count
+            offset += count
+        self.last_timings["query"] = (decoded - start) * 1e3
+        self.last_timings["postprocess"] = (time.perf_counter() - decoded) * 1e3
         return results
 
     def _result(self, expression: str, logits: torch.Tensor, probability_square: np.ndarray, size) -> SegmentationResult:
@@ -281,6 +294,7 @@ class Segmenter:
         """Segment ``expressions`` (one conversation) in ``image``. A repeated image reuses its encoding."""
         if not cache:
             return self.segment_uncached(image, expressions, color)
+        self.last_timings = {}
         return self.query(self.set_image(image, color), [expressions])[0]
 
     def segment_command(self, image: np.ndarray, command: str, color: str = "rgb") -> list[SegmentationResult]:
