@@ -115,6 +115,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out))
 
 
+def cmd_play(args: argparse.Namespace) -> int:
+    from .bags import parse_remap, play, ros_session
+
+    remap = parse_remap(args.remap)
+    try:
+        with ros_session() as stop:
+            count = play(args.bag, rate=args.rate, loop=args.loop, remap=remap, topics=args.topics,
+                         qos_reliability="best_effort" if args.best_effort else "reliable",
+                         wait_for_subscribers=args.wait_for_subscribers, stop_event=stop)
+    except KeyboardInterrupt:
+        print("mllmseg-ros: play interrupted", file=sys.stderr)
+        return 130
+    print(f"published {count} messages from {args.bag}")
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from .bags import record, ros_session
+
+    topics = dict(args.topic)
+    try:
+        with ros_session() as stop:
+            count = record(args.out, topics, duration=args.duration, max_messages=args.max_messages,
+                           storage=args.storage, qos_reliability=args.reliability, stop_event=stop)
+    except KeyboardInterrupt:  # a second Ctrl-C; the bag is closed all the same
+        print(f"mllmseg-ros: record interrupted; bag closed: {args.out}", file=sys.stderr)
+        return 130
+    print(f"recorded {count} messages on {len(topics)} topics to {args.out}")
+    return 0
+
+
 class UserError(Exception):
     """A problem with the user's input: printed as one line, exit code 2."""
 
@@ -149,6 +180,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the pipeline end to end on a generated scene")
     demo.add_argument("--out", default="out/demo", help="output folder")
     demo.set_defaults(handler=cmd_demo)
+
+    play = sub.add_parser("play", help="publish a rosbag2 bag (.db3 or .mcap) with its timing, like ros2 bag play")
+    play.add_argument("bag", help="rosbag2 folder (or one .db3/.mcap file)")
+    play.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast)")
+    play.add_argument("--loop", action="store_true", help="start over at the end, until Ctrl-C")
+    play.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO", help="publish bag topic FROM on TO")
+    play.add_argument("--topics", nargs="+", help="play only these bag topics")
+    play.add_argument("--best-effort", action="store_true", help="publish BEST_EFFORT instead of RELIABLE")
+    play.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
+                      help="wait up to S seconds for a subscriber on every topic before playing")
+    play.set_defaults(handler=cmd_play)
+
+    rec = sub.add_parser("record", help="record topics to a new rosbag2 bag, like ros2 bag record")
+    rec.add_argument("out", help="new bag folder (must not exist)")
+    rec.add_argument("--topic", nargs=2, action="append", required=True, metavar=("TOPIC", "TYPE"),
+                     help="topic and message type, e.g. /camera/image_raw sensor_msgs/msg/Image; repeatable")
+    rec.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    rec.add_argument("--max-messages", type=int, metavar="N", help="stop after N messages in all")
+    rec.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    rec.add_argument("--reliability", choices=["auto", "reliable", "best_effort"], default="auto",
+                     help="subscription QoS; auto matches each topic's publishers once one appears")
+    rec.set_defaults(handler=cmd_record)
     return parser
 
 
