@@ -29,6 +29,7 @@ setup(
         "tokenizers",
         "protobuf",
         "rosbags",
+        "pyyaml",
     ],
     extras_require={"test": ["pytest", "pytest-timeout"]},
     # ament index and share/ files, so `ros2 run`/`ros2 launch` find the package after a colcon build.
@@ -43,6 +44,7 @@ setup(
     entry_points={
         "console_scripts": [
             "mllmseg-ros=mllmseg_ros.tools.cli:main",
+            "mllmseg_node=mllmseg_ros.ros.node:main",
         ],
     },
 )

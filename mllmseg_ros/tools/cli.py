@@ -146,6 +146,22 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bag_eval(args: argparse.Namespace) -> int:
+    from .bag_eval import evaluate_bag, format_scores
+    from .bags import parse_remap, ros_session
+
+    if not Path(args.model).is_dir():
+        raise UserError(f"model folder not found: {args.model}")
+    with ros_session():
+        scores = evaluate_bag(args.bag, args.model, args.ground_truth, parse_remap(args.remap), args.rate,
+                              {"device": args.device, "dtype": args.dtype, "threshold": args.threshold})
+    rows = [entry.row() for entry in scores]
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    print(format_scores(scores))
+    return 0
+
+
 class UserError(Exception):
     """A problem with the user's input: printed as one line, exit code 2."""
 
@@ -202,6 +218,19 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--reliability", choices=["auto", "reliable", "best_effort"], default="auto",
                      help="subscription QoS; auto matches each topic's publishers once one appears")
     rec.set_defaults(handler=cmd_record)
+
+    bag_eval = sub.add_parser("bag-eval", help="replay a bag through the node and score it against ground truth")
+    bag_eval.add_argument("bag", help="rosbag2 folder with images, commands and a ground-truth topic")
+    bag_eval.add_argument("--model", required=True, help="checkpoint folder")
+    bag_eval.add_argument("--ground-truth", default="/ground_truth", help="mllmseg_ros/msg/SegmentationArray topic")
+    bag_eval.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO",
+                          help="bag topic -> node input (image, depth, camera_info, command), e.g. /cam/rgb:=/image")
+    bag_eval.add_argument("--rate", type=float, default=1.0, help="replay speed factor")
+    bag_eval.add_argument("--device", default="cpu")
+    bag_eval.add_argument("--dtype", default="auto", choices=["auto", *DTYPES])
+    bag_eval.add_argument("--threshold", type=float, default=0.5, help="mask threshold")
+    bag_eval.add_argument("--json", help="write the per-target scores to this file")
+    bag_eval.set_defaults(handler=cmd_bag_eval)
     return parser
 
 
