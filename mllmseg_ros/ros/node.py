@@ -384,7 +384,8 @@ class MLLMSegNode(LifecycleNode):
             try:
                 started = time.perf_counter()
                 depth, intrinsics, depth_reason = stream.depth_for(frame, settings)
-                array = build_array(frame, command.text, frame_results, depth, intrinsics, depth_reason, timings, started)
+                lookup = time.perf_counter() - started
+                array = build_array(frame, command.text, frame_results, depth, intrinsics, depth_reason, timings, lookup)
                 stream.publisher.publish(array, frame, frame_results, settings.publish_markers)
                 stream.processed += 1
                 self._last_latency_ms = array.total_ms
@@ -430,7 +431,8 @@ class MLLMSegNode(LifecycleNode):
                 timings = dict(self.segmenter.last_timings)
             started = time.perf_counter()
             depth, intrinsics, reason = stream.depth_for(frame, self.settings)
-            response.result = build_array(frame, text, results, depth, intrinsics, reason, timings, started)
+            lookup = time.perf_counter() - started
+            response.result = build_array(frame, text, results, depth, intrinsics, reason, timings, lookup)
             response.success = True
             response.message = "ok"
         except Exception as exc:  # bad request or model failure: answer, do not crash

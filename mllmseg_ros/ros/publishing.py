@@ -18,13 +18,21 @@ RESULTS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 IMAGES_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def build_array(frame, command: str, results, depth_m, intrinsics, depth_reason: str, timings: dict, started: float):
-    """SegmentationArray for one frame. ``started``: perf_counter when ROS-side post-processing began."""
+def build_array(frame, command: str, results, depth_m, intrinsics, depth_reason: str, timings: dict, depth_lookup_s: float):
+    """SegmentationArray for one frame. ``depth_lookup_s``: time spent finding and converting the depth image.
+
+    Latencies: ``preprocess_ms`` and ``inference_ms`` are the engine's; ``postprocess_ms`` is the engine's
+    post-processing (resize, threshold, geometry) plus the 3D centroids; message building and transport are not in
+    any stage, only in ``total_ms``.
+    """
     from ..msg import Segmentation, SegmentationArray
 
     array = SegmentationArray(header=frame.header, command=command)
+    depth_seconds = 0.0
     for result in results:
+        depth_started = time.perf_counter()
         located = centroid_3d(result.mask, result.centroid, depth_m, intrinsics)
+        depth_seconds += time.perf_counter() - depth_started
         status = located.status if located.status != "no depth image" or not depth_reason else depth_reason
         array.segmentations.append(
             Segmentation(
@@ -43,7 +51,7 @@ def build_array(frame, command: str, results, depth_m, intrinsics, depth_reason:
         )
     array.preprocess_ms = float(timings.get("preprocess", 0.0))
     array.inference_ms = float(timings.get("encode", 0.0) + timings.get("query", 0.0))
-    array.postprocess_ms = float(timings.get("postprocess", 0.0) + (time.perf_counter() - started) * 1e3)
+    array.postprocess_ms = float(timings.get("postprocess", 0.0) + (depth_seconds + depth_lookup_s) * 1e3)
     array.total_ms = float((time.monotonic() - frame.received) * 1e3)
     return array
 
