@@ -30,6 +30,7 @@ setup(
         "protobuf",
         "rosbags",
         "pyyaml",
+        "pycocotools",  # COCO polygon/RLE decoding for the RefCOCO evaluation
     ],
     extras_require={"test": ["pytest", "pytest-timeout"]},
     # ament index and share/ files, so `ros2 run`/`ros2 launch` find the package after a colcon build.

@@ -162,6 +162,33 @@ def cmd_bag_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..engine import Segmenter
+    from .refer_eval import evaluate, load_split
+
+    if not Path(args.model).is_dir():
+        raise UserError(f"model folder not found: {args.model}")
+    samples, annotations = load_split(args.data, args.dataset, args.split)
+    if args.limit:
+        samples = samples[: args.limit]
+    segmenter = Segmenter.from_pretrained(args.model, device=args.device, dtype=getattr(torch, args.dtype), threads=args.threads)
+    out = Path(args.out or f"eval_{args.dataset}_{args.split}.json")
+    modes = ["image", "expression"] if args.mode == "both" else [args.mode]
+    report = {"model": str(args.model), "dataset": args.dataset, "split": args.split, "results": {}}
+    for mode in modes:
+        progress = out.with_suffix(f".{mode}.progress.jsonl")
+        metrics = evaluate(segmenter, samples, annotations, per_expression=mode == "expression", progress_file=progress)
+        report["results"][mode] = metrics.summary()
+        summary = report["results"][mode]
+        print(f"{args.dataset} {args.split} ({mode} mode): cIoU {100 * summary['cIoU']:.2f}  gIoU {100 * summary['gIoU']:.2f}  "
+              f"[SEG]/[REJ] acc {100 * summary['seg_rej_accuracy']:.2f}  ({summary['expressions']} expressions)")
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
 class UserError(Exception):
     """A problem with the user's input: printed as one line, exit code 2."""
 
@@ -231,6 +258,20 @@ def build_parser() -> argparse.ArgumentParser:
     bag_eval.add_argument("--threshold", type=float, default=0.5, help="mask threshold")
     bag_eval.add_argument("--json", help="write the per-target scores to this file")
     bag_eval.set_defaults(handler=cmd_bag_eval)
+
+    ev = sub.add_parser("eval", help="RefCOCO/+/g and gRefCOCO metrics (cIoU, gIoU, [SEG]/[REJ] accuracy)")
+    ev.add_argument("--model", required=True, help="checkpoint folder")
+    ev.add_argument("--data", required=True, help="REFER root: <dataset>/refs(*).p, <dataset>/instances.json, images/mscoco/images/train2014")
+    ev.add_argument("--dataset", required=True, choices=["refcoco", "refcoco+", "refcocog", "grefcoco"])
+    ev.add_argument("--split", required=True, help="val, testA, testB, test ...")
+    ev.add_argument("--mode", choices=["image", "expression", "both"], default="image",
+                    help="image: all expressions of an image in one conversation (official); expression: one at a time")
+    ev.add_argument("--out", help="results JSON (default eval_<dataset>_<split>.json); progress files beside it make reruns resume")
+    ev.add_argument("--limit", type=int, help="only the first N images")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--dtype", default="float32", choices=DTYPES)
+    ev.add_argument("--threads", type=int)
+    ev.set_defaults(handler=cmd_eval)
     return parser
 
 

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Engine speed: encode a frame once, ask many questions.
+
+Measured in one run on a random-weight model of a released shape (default: InternVL2.5-1B) through the real
+``Segmenter`` (prompt building, tokenisation, per-frame cache, post-processing):
+  cold      - a new frame and one expression (ViT + LLM over the whole prompt + decoder)
+  warm      - another expression on the same frame (LLM over the question/answer suffix + per-query decoder)
+  cold x4   - a new frame and four expressions in one call (one conversation)
+  post 720p - post-processing of one 448 x 448 map into a 1280 x 720 mask, box and centroid
+The tokenizer is a small one built here (the model's ids are random anyway); prompt lengths are printed.
+
+    .venv/bin/python benchmarks/bench_engine.py --shape 1b --threads 2 --repeats 3 --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_model import DTYPES, SHAPES, build_config, machine_info  # noqa: E402
+
+from mllmseg_ros.engine import Segmenter  # noqa: E402
+from mllmseg_ros.engine.postprocess import mask_geometry, resize_probability  # noqa: E402
+from mllmseg_ros.engine.prompt import HFChatTokenizer  # noqa: E402
+from mllmseg_ros.model import MLLMSegModel, SpecialTokens  # noqa: E402
+from mllmseg_ros.tools.checkpoint_builder import build_tokenizer  # noqa: E402
+
+EXPRESSIONS = ["the red cup", "the blue bowl on the left", "the green box", "the ball next to the plate"]
+TARGETS = {"warm / cold": 0.10, "cold x4 / cold": 1.30, "post 720p ms": 10.0}
+
+
+def build_segmenter(shape: str, dtype: torch.dtype, device: str, folder: Path) -> Segmenter:
+    ids = build_tokenizer(folder, EXPRESSIONS)
+    config = build_config(shape)
+    config.tokens = SpecialTokens(ids["<IMG_CONTEXT>"], ids["[SEG]"], ids["[REJ]"], ids["<img>"], ids["</img>"])
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = MLLMSegModel(config)
+    return Segmenter(model.to(dtype).eval(), HFChatTokenizer(folder))
+
+
+def median_time(fn, repeats: int, device: str) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", default="1b", choices=sorted(SHAPES))
+    parser.add_argument("--dtype", default="fp32", choices=sorted(DTYPES))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    frames = (rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8) for _ in iter(int, 1))  # endless new frames
+    with tempfile.TemporaryDirectory() as folder:
+        seg = build_segmenter(args.shape, DTYPES[args.dtype], args.device, Path(folder))
+        seg.segment(next(frames), EXPRESSIONS[:1])  # warm-up (allocations, one-time init)
+        fixed = next(frames)
+        seg.segment(fixed, EXPRESSIONS[:1])
+        results = {
+            "cold s": median_time(lambda: seg.segment(next(frames), EXPRESSIONS[:1]), args.repeats, args.device),
+            "warm s": median_time(lambda: seg.segment(fixed, EXPRESSIONS[1:2]), args.repeats, args.device),
+            "cold x4 s": median_time(lambda: seg.segment(next(frames), EXPRESSIONS), args.repeats, args.device),
+            "warm x4 s": median_time(lambda: seg.segment(fixed, EXPRESSIONS), args.repeats, args.device),
+            "uncached s": median_time(lambda: seg.segment(fixed, EXPRESSIONS[:1], cache=False), args.repeats, args.device),
+        }
+        tokens = {n: int(seg.prompt_ids(EXPRESSIONS[:n]).shape[1]) for n in (1, 4)}
+    square = rng.random((448, 448), dtype=np.float32)
+
+    def postprocess() -> None:
+        mask_geometry(resize_probability(square, 720, 1280) > 0.5)
+
+    results["post 720p ms"] = 1e3 * median_time(postprocess, 50, "cpu")
+    results["warm / cold"] = results["warm s"] / results["cold s"]
+    results["cold x4 / cold"] = results["cold x4 s"] / results["cold s"]
+    print(f"shape {args.shape}, {args.dtype}, {args.device}, {args.threads} threads; prompt tokens {tokens}")
+    for name, value in results.items():
+        target = TARGETS.get(name)
+        verdict = "" if target is None else f"  (target <= {target}: {'met' if value <= target else 'NOT met'})"
+        print(f"  {name:15} {value:9.3f}{verdict}")
+    if args.json:
+        report = {"settings": vars(args), "machine": machine_info(torch.device(args.device)), "prompt_tokens": tokens,
+                  "results": results, "targets": TARGETS}
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
