@@ -2,7 +2,9 @@
 """Engine speed: encode a frame once, ask many questions.
 
 Measured in one run on a random-weight model of a released shape (default: InternVL2.5-1B) through the real
-``Segmenter`` (prompt building, tokenisation, per-frame cache, post-processing):
+``Segmenter`` (prompt building, tokenisation, per-frame cache, post-processing), with per-stage latency (preprocess,
+ViT, LLM prefix, decoder image stages, LLM suffix, decoder per-query stages, post-process), FPS, peak memory and the
+decoder's parameter count next to SAM ViT-H's:
   cold      - a new frame and one expression (ViT + LLM over the whole prompt + decoder)
   warm      - another expression on the same frame (LLM over the question/answer suffix + per-query decoder)
   cold x4   - a new frame and four expressions in one call (one conversation)
@@ -36,6 +38,7 @@ from mllmseg_ros.model import MLLMSegModel, SpecialTokens  # noqa: E402
 from mllmseg_ros.tools.checkpoint_builder import build_tokenizer  # noqa: E402
 
 EXPRESSIONS = ["the red cup", "the blue bowl on the left", "the green box", "the ball next to the plate"]
+SAM_VIT_H_PARAMETERS = 632_000_000  # the mask-decoding cost MLLMSeg avoids (paper: a ~34M decoder instead of SAM)
 TARGETS = {"warm / cold": 0.10, "cold x4 / cold": 1.30, "post 720p ms": 10.0}
 
 
@@ -49,15 +52,29 @@ def build_segmenter(shape: str, dtype: torch.dtype, device: str, folder: Path) -
     return Segmenter(model.to(dtype).eval(), HFChatTokenizer(folder))
 
 
-def median_time(fn, repeats: int, device: str) -> float:
-    times = []
+def median_time(fn, repeats: int, device: str, stages: dict | None = None, seg: Segmenter | None = None) -> float:
+    """Median wall time of ``fn``; with ``stages``, also the median of each engine stage (``seg.last_timings``)."""
+    times, laps = [], []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
+        if seg is not None:
+            laps.append(dict(seg.last_timings))
+    if stages is not None and laps:
+        stages.update({k: statistics.median(lap.get(k, 0.0) for lap in laps) for k in laps[0]})
     return statistics.median(times)
+
+
+def peak_memory(device: str) -> dict:
+    with open("/proc/self/status") as status:
+        rss = next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+    memory = {"peak_rss_mb": rss}
+    if device.startswith("cuda"):
+        memory["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return memory
 
 
 def main() -> None:
@@ -74,13 +91,16 @@ def main() -> None:
     frames = (rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8) for _ in iter(int, 1))  # endless new frames
     with tempfile.TemporaryDirectory() as folder:
         seg = build_segmenter(args.shape, DTYPES[args.dtype], args.device, Path(folder))
+        seg.synchronize_timings = True
+        decoder_parameters = sum(p.numel() for p in seg.model.res_decoder.parameters())
         seg.segment(next(frames), EXPRESSIONS[:1])  # warm-up (allocations, one-time init)
         fixed = next(frames)
         seg.segment(fixed, EXPRESSIONS[:1])
+        stages_cold, stages_cold4 = {}, {}
         results = {
-            "cold s": median_time(lambda: seg.segment(next(frames), EXPRESSIONS[:1]), args.repeats, args.device),
+            "cold s": median_time(lambda: seg.segment(next(frames), EXPRESSIONS[:1]), args.repeats, args.device, stages_cold, seg),
             "warm s": median_time(lambda: seg.segment(fixed, EXPRESSIONS[1:2]), args.repeats, args.device),
-            "cold x4 s": median_time(lambda: seg.segment(next(frames), EXPRESSIONS), args.repeats, args.device),
+            "cold x4 s": median_time(lambda: seg.segment(next(frames), EXPRESSIONS), args.repeats, args.device, stages_cold4, seg),
             "warm x4 s": median_time(lambda: seg.segment(fixed, EXPRESSIONS), args.repeats, args.device),
             "uncached s": median_time(lambda: seg.segment(fixed, EXPRESSIONS[:1], cache=False), args.repeats, args.device),
         }
@@ -93,14 +113,22 @@ def main() -> None:
     results["post 720p ms"] = 1e3 * median_time(postprocess, 50, "cpu")
     results["warm / cold"] = results["warm s"] / results["cold s"]
     results["cold x4 / cold"] = results["cold x4 s"] / results["cold s"]
+    results["fps 1 expression"] = 1 / results["cold s"]
+    results["fps 4 expressions"] = 1 / results["cold x4 s"]
+    memory = peak_memory(args.device)
     print(f"shape {args.shape}, {args.dtype}, {args.device}, {args.threads} threads; prompt tokens {tokens}")
+    print(f"  decoder parameters {decoder_parameters / 1e6:.1f}M (SAM ViT-H: {SAM_VIT_H_PARAMETERS / 1e6:.0f}M); "
+          + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
+    for label, stages in (("cold, 1 expression", stages_cold), ("cold, 4 expressions", stages_cold4)):
+        print(f"  stages ms ({label}): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items() if k not in ("encode", "query")))
     for name, value in results.items():
         target = TARGETS.get(name)
         verdict = "" if target is None else f"  (target <= {target}: {'met' if value <= target else 'NOT met'})"
-        print(f"  {name:15} {value:9.3f}{verdict}")
+        print(f"  {name:17} {value:9.3f}{verdict}")
     if args.json:
         report = {"settings": vars(args), "machine": machine_info(torch.device(args.device)), "prompt_tokens": tokens,
-                  "results": results, "targets": TARGETS}
+                  "results": results, "targets": TARGETS, "stages_ms": {"cold_1": stages_cold, "cold_4": stages_cold4},
+                  "memory": memory, "decoder_parameters": decoder_parameters, "sam_vit_h_parameters": SAM_VIT_H_PARAMETERS}
         Path(args.json).write_text(json.dumps(report, indent=2))
 
 

@@ -80,9 +80,11 @@ class Segmenter:
         self.config = model.config
         self._prefix_ids = self._build_prefix_ids()
         self._cached: EncodedFrames | None = None
-        # Milliseconds of the last encode/query: preprocess, encode (ViT + LLM prefix + decoder image stages),
-        # query (LLM suffix + decoder per-query stages), postprocess (resize, threshold, geometry).
+        # Milliseconds of the last encode/query: preprocess; vit (with the projector), llm_prefix, decoder_image
+        # (together: encode); llm_suffix, decoder_query (together: query); postprocess (resize, threshold, geometry).
         self.last_timings: dict[str, float] = {}
+        # On a GPU, kernels run asynchronously: set this to synchronise at every stage boundary for exact stage times.
+        self.synchronize_timings = False
         backbone_params = inspect.signature(model.language_model.model.forward).parameters
         # transformers 5 renamed past_key_values -> cache
         self._cache_kwarg = "cache" if "cache" in backbone_params else "past_key_values"
@@ -170,22 +172,24 @@ class Segmenter:
     @torch.inference_mode()
     def encode(self, images: Sequence[np.ndarray], color: str = "rgb") -> EncodedFrames:
         """ViT, projector, LLM prefix and the decoder's image stages for B frames (batched)."""
-        start = time.perf_counter()
+        lap = self._stopwatch()
         rgb = [as_rgb(image, color) for image in images]
         model = self.model
         pixel_values = torch.cat([preprocess(image, self.config.image_size) for image in rgb])
-        preprocessed = time.perf_counter()
+        timings = {"preprocess": lap()}
         vit_features, image_embeds = model.extract_image_features(pixel_values)
+        timings["vit"] = lap()
         batch = len(rgb)
         prefix = torch.tensor([self._prefix_ids] * batch, dtype=torch.long, device=model.device)
         embeds = model.embed_inputs(prefix, image_embeds)
         cache = DynamicCache(config=model.language_model.config)
         hidden = model.language_model.model(inputs_embeds=embeds, use_cache=True, **{self._cache_kwarg: cache}).last_hidden_state
         image_states = model.image_states_from_hidden(prefix, hidden)
+        timings["llm_prefix"] = lap()
         context = model.res_decoder.encode_image(vit_features, image_states)
-        self.last_timings = {
-            "preprocess": (preprocessed - start) * 1e3, "encode": (time.perf_counter() - preprocessed) * 1e3,
-        }
+        timings["decoder_image"] = lap()
+        timings["encode"] = timings["vit"] + timings["llm_prefix"] + timings["decoder_image"]
+        self.last_timings = timings
         return EncodedFrames([im.shape[:2] for im in rgb], context, cache, hidden[:, -1])
 
     @torch.inference_mode()
@@ -193,7 +197,7 @@ class Segmenter:
         """Answer one conversation (all its expressions) per frame, all frames in one batched suffix pass."""
         if len(expressions_per_frame) != len(frames.image_sizes):
             raise ValueError(f"{len(frames.image_sizes)} frames but {len(expressions_per_frame)} expression lists")
-        start = time.perf_counter()
+        lap = self._stopwatch()
         expression_lists = [self._validate_expressions(e) for e in expressions_per_frame]
         prefix_length = len(self._prefix_ids)
         suffixes = [self.prompt_ids(e)[0, prefix_length:] for e in expression_lists]
@@ -219,9 +223,24 @@ class Segmenter:
             if added > 0:
                 frames.cache.crop(-added)
         hidden = torch.cat([frames.prefix_last_hidden[:, None], hidden], dim=1)  # index p holds the state at p-1
-        return self._results(frames, suffix_ids, [len(s) for s in suffixes], hidden, expression_lists, start)
+        self.last_timings["llm_suffix"] = lap()
+        return self._results(frames, suffix_ids, [len(s) for s in suffixes], hidden, expression_lists, lap)
 
-    def _results(self, frames, suffix_ids, lengths, shifted_hidden, expression_lists, start) -> list[list[SegmentationResult]]:
+    def _stopwatch(self):
+        """A function returning the milliseconds since its previous call (synchronising CUDA when asked)."""
+        last = [time.perf_counter()]
+        sync = self.synchronize_timings and self.model.device.type == "cuda"
+
+        def lap() -> float:
+            if sync:
+                torch.cuda.synchronize(self.model.device)
+            now = time.perf_counter()
+            elapsed, last[0] = (now - last[0]) * 1e3, now
+            return elapsed
+
+        return lap
+
+    def _results(self, frames, suffix_ids, lengths, shifted_hidden, expression_lists, lap) -> list[list[SegmentationResult]]:
         tokens = self.config.tokens
         seg_states, image_index, slot_info = [], [], []
         for row, length in enumerate(lengths):
@@ -235,7 +254,7 @@ class Segmenter:
             frames.decoder_context, torch.cat(seg_states), torch.cat(image_index).to(self.model.device)
         )
         probabilities = all_logits.sigmoid().cpu().numpy()
-        decoded = time.perf_counter()
+        self.last_timings["decoder_query"] = lap()
         results, offset = [], 0
         for row, expressions in enumerate(expression_lists):
             logits = slot_info[row]
@@ -247,8 +266,8 @@ class Segmenter:
                 ]
             )
             offset += count
-        self.last_timings["query"] = (decoded - start) * 1e3
-        self.last_timings["postprocess"] = (time.perf_counter() - decoded) * 1e3
+        self.last_timings["query"] = self.last_timings["llm_suffix"] + self.last_timings["decoder_query"]
+        self.last_timings["postprocess"] = lap()
         return results
 
     def _result(self, expression: str, logits: torch.Tensor, probability_square: np.ndarray, size) -> SegmentationResult:
