@@ -96,9 +96,11 @@ def evaluate_bag(
     rate: float = 1.0,
     node_parameters: dict | None = None,
     settle_s: float = 30.0,
+    overlay_dir: str | Path | None = None,
 ) -> list[TargetScore]:
     """Run the node in this process on the bag's images/commands (topics ``image``, ``depth``, ``camera_info``,
-    ``command`` after ``remap``) and score its answers. rclpy must be initialised by the caller."""
+    ``command`` after ``remap``) and score its answers. With ``overlay_dir``, the node's overlay images are saved
+    there as ``<stamp>.png``. rclpy must be initialised by the caller."""
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -120,7 +122,20 @@ def evaluate_bag(
     from rclpy import create_node
 
     listener = create_node("mllmseg_bag_eval")
-    listener.create_subscription(SegmentationArray, "/mllmseg_node/segmentations", on_answer, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    listener.create_subscription(SegmentationArray, "/mllmseg_node/segmentations", on_answer, reliable)
+    if overlay_dir is not None:
+        import cv2
+        from sensor_msgs.msg import Image
+
+        overlay_dir = Path(overlay_dir)
+        overlay_dir.mkdir(parents=True, exist_ok=True)
+
+        def on_overlay(msg) -> None:
+            rgb = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
+            cv2.imwrite(str(overlay_dir / f"{_stamp(msg.header):020d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+        listener.create_subscription(Image, "/mllmseg_node/overlay", on_overlay, reliable)
     executor = MultiThreadedExecutor()
     executor.add_node(node)
     executor.add_node(listener)

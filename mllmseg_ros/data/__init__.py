@@ -1,0 +1,1 @@
+"""Training and evaluation data: synthetic tabletop scenes with referring expressions. Numpy/OpenCV only, no ROS."""

@@ -1,0 +1,321 @@
+"""``mllmseg-ros train``: MLLMSeg's objective on synthetic scenes, a user folder or RefCOCO; writes an official-layout
+checkpoint that ``MLLMSegModel.from_pretrained`` loads.
+
+Loss = ce_weight * cross-entropy on the answer tokens ([SEG]/[REJ] included) + focal_weight * focal + dice_weight *
+dice on the masks of the [SEG] targets (official weights 1/1/1). The focal loss is computed from the decoder's LOGITS
+(the official code feeds it probabilities and so applies the sigmoid twice; we do not copy that). The decoder always
+trains; the ViT, projector and LLM train, freeze, or (LLM) train through LoRA by flags, as in the official recipe.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.datasets import FolderDataset, ReferDataset, Sample, SyntheticDataset
+from ..data.scenes import CLASSES, COLOURS, COMMAND_PREFIXES
+from ..engine.preprocess import preprocess
+from ..engine.prompt import SEG, REJ, build_prompt_turns, load_chat_tokenizer
+from ..model import MLLMSegConfig, MLLMSegModel, SpecialTokens
+from .checkpoint_builder import build_tokenizer, save_checkpoint, small_config_dict
+
+IGNORE = -100
+
+
+@dataclass
+class TrainConfig:
+    out: str = "out/train"
+    base_model: str = ""  # checkpoint folder to fine-tune; empty: a new small model (sizes below)
+    data: str = "synthetic"  # "synthetic", a user folder, or refer:ROOT:DATASET
+    train_seeds: tuple[int, int] = (0, 50_000)  # synthetic scene seeds used for training
+    targets_per_sample: int = 3
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 4e-5
+    weight_decay: float = 0.05
+    warmup_ratio: float = 0.03
+    ce_weight: float = 1.0
+    focal_weight: float = 1.0
+    dice_weight: float = 1.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    freeze_vit: bool = False
+    freeze_projector: bool = False
+    llm: str = "full"  # full | lora | frozen
+    lora_rank: int = 64
+    lora_alpha: int = 128
+    lora_dropout: float = 0.05
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    save_every: int = 500
+    resume: bool = True
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0
+    # sizes of a new model (base_model empty)
+    image_size: int = 224
+    vision_width: int = 96
+    vision_layers: int = 4
+    llm_width: int = 128
+    llm_layers: int = 4
+    vocab_size: int = 640
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
+        values = json.loads(Path(path).read_text()) if str(path).endswith(".json") else __import__("yaml").safe_load(Path(path).read_text())
+        return cls.from_dict({**(values or {}), **overrides})
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown training options: {sorted(unknown)}")
+        if "train_seeds" in values:
+            values = {**values, "train_seeds": tuple(values["train_seeds"])}
+        return cls(**values)
+
+
+# --- losses ---------------------------------------------------------------------------------------------------------
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
+    """Sigmoid focal loss from logits, mean over pixels, summed over masks / number of masks. n x S x S."""
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p = logits.sigmoid()
+    p_t = p * target + (1 - p) * (1 - target)
+    alpha_t = alpha * target + (1 - alpha) * (1 - target)
+    return (alpha_t * ce * (1 - p_t) ** gamma).flatten(1).mean(1).mean()
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    p = logits.sigmoid().flatten(1)
+    t = target.flatten(1)
+    return (1 - (2 * (p * t).sum(1) + smooth) / (p.sum(1) + t.sum(1) + smooth)).mean()
+
+
+# --- batches --------------------------------------------------------------------------------------------------------
+class Batcher:
+    """Samples -> padded input ids, labels (answer tokens only), pixel values and masks at the model's size."""
+
+    def __init__(self, tokenizer, config: MLLMSegConfig) -> None:
+        self.tokenizer, self.config = tokenizer, config
+        self.pad_id = 0
+
+    def encode(self, sample: Sample) -> tuple[list[int], list[int]]:
+        answers = [SEG if mask.any() else REJ for mask in sample.masks]
+        turns = build_prompt_turns(sample.expressions, self.config.num_image_tokens, answers, bos=self.tokenizer.bos_token)
+        ids, labels = [], []
+        for turn in (turns.system, turns.user):
+            part = self.tokenizer.encode(turn)
+            ids += part
+            labels += [IGNORE] * len(part)
+        header, tail = "<|im_start|>assistant\n", "\n"
+        head_ids = self.tokenizer.encode(header)
+        body = self.tokenizer.encode(turns.assistant[len(header): -len(tail)])  # the answer and <|im_end|>
+        tail_ids = self.tokenizer.encode(tail)
+        ids += head_ids + body + tail_ids
+        labels += [IGNORE] * len(head_ids) + body + [IGNORE] * len(tail_ids)
+        return ids, labels
+
+    def __call__(self, samples: list[Sample], device: torch.device):
+        encoded = [self.encode(s) for s in samples]
+        width = max(len(ids) for ids, _ in encoded)
+        input_ids = torch.full((len(samples), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(samples), width), IGNORE, dtype=torch.long)
+        attention = torch.zeros((len(samples), width), dtype=torch.bool)
+        for row, (ids, lab) in enumerate(encoded):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            labels[row, : len(lab)] = torch.tensor(lab)
+            attention[row, : len(ids)] = True
+        size = self.config.image_size
+        pixels = torch.cat([preprocess(s.image, size) for s in samples])
+        # One target map per [SEG] answer (present targets, in prompt order), at the model's input size.
+        masks = [
+            torch.from_numpy(np.stack([resize_mask(m, size) for m in s.masks if m.any()] or [np.zeros((size, size), np.float32)])[: sum(m.any() for m in s.masks)])
+            for s in samples
+        ]
+        return input_ids.to(device), labels.to(device), attention.to(device), pixels.to(device), [m.to(device) for m in masks]
+
+
+def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """H x W bool -> size x size float32 in [0, 1] (area averaging keeps thin parts)."""
+    import cv2
+
+    return cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+
+
+def training_losses(model: MLLMSegModel, batch, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
+    input_ids, labels, attention, pixels, masks = batch
+    tokens = model.config.tokens
+    vit_features, image_embeds = model.extract_image_features(pixels)
+    hidden = model.run_language_model(model.embed_inputs(input_ids, image_embeds), attention)
+    # Cross-entropy only where an answer token is predicted: position p predicts labels[p + 1].
+    rows, cols = (labels[:, 1:] != IGNORE).nonzero(as_tuple=True)
+    logits = model.language_model.lm_head(hidden[rows, cols]).float()
+    ce = F.cross_entropy(logits, labels[rows, cols + 1])
+    # Masks for the [SEG] answers, from the hidden state before each [SEG].
+    seg_rows, seg_cols = (input_ids == tokens.seg).nonzero(as_tuple=True)
+    context = model.res_decoder.encode_image(vit_features, model.image_states_from_hidden(input_ids, hidden))
+    mask_logits = model.res_decoder.decode_queries(context, seg_rows, hidden[seg_rows, seg_cols - 1]).float()
+    target = torch.cat(masks)
+    focal = focal_loss(mask_logits, target, cfg.focal_alpha, cfg.focal_gamma) if len(target) else ce * 0
+    dice = dice_loss(mask_logits, target) if len(target) else ce * 0
+    loss = cfg.ce_weight * ce + cfg.focal_weight * focal + cfg.dice_weight * dice
+    with torch.no_grad():
+        predicted, truth = mask_logits > 0, target > 0.5
+        inter = (predicted & truth).flatten(1).sum(1).float()
+        union = (predicted | truth).flatten(1).sum(1).float().clamp(min=1)
+        iou = (inter / union).mean().item() if len(target) else float("nan")
+        answer_ok = (logits.argmax(-1) == labels[rows, cols + 1]).float().mean().item()
+    return loss, {"loss": loss.item(), "ce": ce.item(), "focal": float(focal), "dice": float(dice), "iou": iou, "answer_acc": answer_ok}
+
+
+# --- model set-up ---------------------------------------------------------------------------------------------------
+def scene_corpus() -> list[str]:
+    """Words of the synthetic scenes' expressions, for a small tokenizer of a new model."""
+    spatial = ["on the left", "on the right", "closest to the camera", "next to the", "the largest", "the smallest"]
+    return [f"the {c} {k}" for c in COLOURS for k in CLASSES] + spatial + list(COMMAND_PREFIXES)
+
+
+def new_model(cfg: TrainConfig, folder: Path) -> tuple[MLLMSegModel, dict]:
+    """A randomly initialised small model with its own tokenizer written to ``folder``."""
+    token_ids = build_tokenizer(folder, scene_corpus() * 3, vocab_size=cfg.vocab_size)
+    config_dict = small_config_dict(
+        vocab_size=max(token_ids.values()) + 1, image_size=cfg.image_size, vision_width=cfg.vision_width,
+        vision_layers=cfg.vision_layers, llm_width=cfg.llm_width, llm_layers=cfg.llm_layers,
+    )
+    tokens = SpecialTokens(token_ids["<IMG_CONTEXT>"], token_ids["[SEG]"], token_ids["[REJ]"], token_ids["<img>"], token_ids["</img>"])
+    torch.manual_seed(cfg.seed)
+    return MLLMSegModel(MLLMSegConfig.from_dict(config_dict, tokens)), config_dict
+
+
+def set_trainable(model: MLLMSegModel, cfg: TrainConfig) -> MLLMSegModel:
+    model.vision_model.requires_grad_(not cfg.freeze_vit)
+    model.mlp1.requires_grad_(not cfg.freeze_projector)
+    model.res_decoder.requires_grad_(True)
+    if cfg.llm == "full":
+        model.language_model.requires_grad_(True)
+    elif cfg.llm in ("lora", "frozen"):
+        model.language_model.requires_grad_(False)
+        # As the official recipe: the embedding, output head and final norm train even when the LLM is frozen/LoRA.
+        for module in (model.language_model.embed_tokens, model.language_model.lm_head, model.language_model.model.norm):
+            module.requires_grad_(True)
+        if cfg.llm == "lora":
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+            model.language_model.model = get_peft_model(model.language_model.model, lora)
+    else:
+        raise ValueError(f"llm must be full, lora or frozen, got {cfg.llm!r}")
+    if cfg.gradient_checkpointing:
+        model.language_model.model.gradient_checkpointing_enable()
+    return model
+
+
+def merged_for_saving(model: MLLMSegModel) -> MLLMSegModel:
+    backbone = model.language_model.model
+    if hasattr(backbone, "merge_and_unload"):
+        model.language_model.model = backbone.merge_and_unload()
+    return model
+
+
+def make_dataset(cfg: TrainConfig):
+    if cfg.data == "synthetic":
+        return SyntheticDataset(*cfg.train_seeds, targets=cfg.targets_per_sample)
+    if cfg.data.startswith("refer:"):
+        _, root, dataset = cfg.data.split(":", 2)
+        return ReferDataset(root, dataset, "train")
+    return FolderDataset(cfg.data)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    warmup = max(1, int(cfg.warmup_ratio * cfg.steps))
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, cfg.steps - warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+# --- the loop -------------------------------------------------------------------------------------------------------
+def train(cfg: TrainConfig, show_progress: bool = True) -> Path:
+    """Train and return the folder of the final checkpoint (``<out>/model``)."""
+    from tqdm import tqdm
+
+    out = Path(cfg.out)
+    state_dir = out / "checkpoint-last"
+    device = torch.device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    resume = cfg.resume and (state_dir / "training_state.pt").is_file()
+    source = state_dir if resume else (Path(cfg.base_model) if cfg.base_model else None)
+    if source is not None:
+        model = MLLMSegModel.from_pretrained(source, device="cpu")
+        config_dict = json.loads((source / "config.json").read_text())
+        tokenizer_dir = source
+    else:
+        tokenizer_dir = out / "tokenizer"
+        model, config_dict = new_model(cfg, tokenizer_dir)
+    tokenizer = load_chat_tokenizer(tokenizer_dir)
+    model = set_trainable(model, cfg).to(device)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step = 0
+    if resume:
+        state = torch.load(state_dir / "training_state.pt", map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+    dataset = make_dataset(cfg)
+    batcher = Batcher(tokenizer, model.config)
+    rng = np.random.default_rng(cfg.seed + step)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not show_progress, unit="step")
+    running: dict[str, float] = {}
+    while step < cfg.steps:
+        samples = [dataset[int(i)] for i in rng.integers(0, len(dataset), cfg.batch_size)]
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        with autocast:
+            loss, stats = training_losses(model, batcher(samples, device), cfg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        step += 1
+        for key, value in stats.items():  # moving averages for the progress bar (a batch without masks has no IoU)
+            if not math.isnan(value):
+                running[key] = value if key not in running else 0.9 * running[key] + 0.1 * value
+        bar.update(1)
+        bar.set_postfix(loss=f"{running.get('loss', 0):.3f}", iou=f"{running.get('iou', 0):.3f}", ans=f"{running.get('answer_acc', 0):.2f}")
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            _save(model, config_dict, tokenizer_dir, state_dir, optimizer, step, cfg)
+    bar.close()
+    final = out / "model"
+    if final.exists():
+        shutil.rmtree(final)
+    shutil.copytree(state_dir, final, ignore=shutil.ignore_patterns("training_state.pt"))
+    (final / "training_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    return final
+
+
+def _save(model, config_dict, tokenizer_dir: Path, state_dir: Path, optimizer, step: int, cfg: TrainConfig) -> None:
+    import copy
+
+    tmp = state_dir.with_name(state_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    plain = merged_for_saving(copy.deepcopy(model)).eval()
+    save_checkpoint(plain, config_dict, tmp)
+    for item in tokenizer_dir.iterdir():
+        if item.is_file() and item.name not in ("config.json", "model.safetensors", "training_state.pt", "training_config.json"):
+            shutil.copy(item, tmp / item.name)
+    torch.save({"optimizer": optimizer.state_dict(), "step": step}, tmp / "training_state.pt")
+    if state_dir.exists():
+        shutil.rmtree(state_dir)
+    tmp.rename(state_dir)  # a crash mid-save leaves the previous checkpoint intact
