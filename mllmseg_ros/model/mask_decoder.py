@@ -31,8 +31,10 @@ from .configuration import MaskDecoderConfig, MLLMSegConfig
 class FusionDecoderLayer(nn.Module):
     """Post-norm transformer decoder layer (self-attention, cross-attention, ReLU FFN), batch-first.
 
-    Same parameters and maths as the official layer; split in two so the query-independent self-attention half can be
-    cached. Attention runs through ``nn.MultiheadAttention`` (SDPA inside when no weights are requested).
+    Same parameters (``nn.MultiheadAttention``'s packed ``in_proj``) and maths as the official layer; split in two so
+    the query-independent self-attention half can be cached. Attention is computed here with
+    ``F.scaled_dot_product_attention``: ``nn.MultiheadAttention``'s inference fast path materialises the full
+    attention matrix on CPU.
     """
 
     def __init__(self, config: MaskDecoderConfig) -> None:
@@ -47,14 +49,31 @@ class FusionDecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
+    @staticmethod
+    def _attend(attention: nn.MultiheadAttention, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """query B x N x W attends to memory B x M x W -> B x N x W."""
+        heads, width = attention.num_heads, attention.embed_dim
+        w_q, w_k, w_v = attention.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = attention.in_proj_bias.chunk(3)
+        if memory.shape[1] == 1 and not (attention.training and attention.dropout > 0):
+            # One key: its softmax weight is exactly 1, so every query receives out_proj(v_proj(memory)).
+            return attention.out_proj(F.linear(memory, w_v, b_v)).expand_as(query)
+        batch = query.shape[0]
+        # B x L x W -> B x heads x L x W/heads
+        split = lambda t: t.reshape(batch, -1, heads, width // heads).transpose(1, 2)  # noqa: E731
+        q, k, v = split(F.linear(query, w_q, b_q)), split(F.linear(memory, w_k, b_k)), split(F.linear(memory, w_v, b_v))
+        dropout = attention.dropout if attention.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        return attention.out_proj(out.transpose(1, 2).reshape(batch, -1, width))
+
     def self_attention_block(self, tgt: torch.Tensor) -> torch.Tensor:
         # B x N x W -> B x N x W
-        attended = self.self_attn(tgt, tgt, tgt, need_weights=False)[0]
+        attended = self._attend(self.self_attn, tgt, tgt)
         return self.norm1(tgt + self.dropout(attended))
 
     def cross_and_feedforward(self, tgt: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         # tgt B x N x W, memory B x M x W -> B x N x W
-        attended = self.multihead_attn(tgt, memory, memory, need_weights=False)[0]
+        attended = self._attend(self.multihead_attn, tgt, memory)
         tgt = self.norm2(tgt + self.dropout(attended))
         ffn = self.linear2(self.dropout(F.relu(self.linear1(tgt))))
         return self.norm3(tgt + self.dropout(ffn))

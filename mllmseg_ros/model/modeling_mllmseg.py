@@ -45,6 +45,7 @@ class MLLMSegModel(nn.Module):
         self.mlp1 = build_projector(config)
         self.language_model = LanguageModel(config.llm_family, config.llm)
         self.res_decoder = MaskDecoder(config)
+        self.eval()  # inference by default (the decoder has dropout and BatchNorm); training calls .train()
 
     # --- loading ------------------------------------------------------------------------------------------------
     @classmethod
@@ -91,7 +92,6 @@ class MLLMSegModel(nn.Module):
             )
         if bool(is_image[:, 0].any()):
             raise ValueError("an <IMG_CONTEXT> token at position 0 has no preceding token for the decoder to read")
-        embeds = embeds.clone()
         embeds[is_image] = image_embeds.reshape(-1, image_embeds.shape[-1]).to(embeds.dtype)
         return embeds
 

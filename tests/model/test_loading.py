@@ -181,3 +181,18 @@ def test_wrong_number_of_image_tokens_is_a_clear_error(checkpoint):
     ids = ids[:, torch.arange(ids.shape[1]) != 7]  # drop one <IMG_CONTEXT>
     with pytest.raises(ValueError, match=r"4 <IMG_CONTEXT> tokens.*got \[3\]"):
         model.forward_ids(pixel_values(), ids)
+
+
+@pytest.mark.parametrize("llm_hidden, expected_millions", [(896, 27.8), (2048, 30.2), (4096, 34.4)])
+def test_decoder_size_matches_the_paper(llm_hidden, expected_millions):
+    """~34M parameters for the 8B model (LLM width 4096), against SAM ViT-H's 632M; only the two input projections
+    depend on the LLM width (1B: 896, 2B/4B: 2048)."""
+    from mllmseg_ros.model import MLLMSegConfig, SpecialTokens, VisionConfig, build_language_config
+    from mllmseg_ros.model.mask_decoder import MaskDecoder
+
+    _, llm = build_language_config({"architectures": ["Qwen2ForCausalLM"], "hidden_size": llm_hidden,
+                                    "num_attention_heads": 8, "num_key_value_heads": 8, "vocab_size": 16})
+    config = MLLMSegConfig(vision=VisionConfig(), llm=llm, tokens=SpecialTokens(1, 2, 3))
+    with torch.device("meta"):
+        decoder = MaskDecoder(config)
+    assert sum(p.numel() for p in decoder.parameters()) / 1e6 == pytest.approx(expected_millions, abs=0.05)
