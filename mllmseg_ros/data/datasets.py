@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..engine.prompt import clean_expression
-from .scenes import make_scene
+from .scenes import Camera, make_scene
 
 
 @dataclass
@@ -33,15 +33,16 @@ class Sample:
 class SyntheticDataset:
     """Scenes ``make_scene(seed)`` for seeds in [start, stop); each sample asks up to ``targets`` expressions."""
 
-    def __init__(self, start: int, stop: int, targets: int = 3, absent_fraction: float = 0.2) -> None:
+    def __init__(self, start: int, stop: int, targets: int = 3, absent_fraction: float = 0.2, camera: Camera = Camera()) -> None:
         self.start, self.stop, self.targets, self.absent_fraction = start, stop, targets, absent_fraction
+        self.camera = camera
 
     def __len__(self) -> int:
         return self.stop - self.start
 
     def __getitem__(self, index: int) -> Sample:
         seed = self.start + index % len(self)
-        scene = make_scene(seed)
+        scene = make_scene(seed, self.camera)
         rng = np.random.default_rng(seed + 1_000_003)
         present = [e for e in scene.expressions if e.target is not None]
         absent = [e for e in scene.expressions if e.target is None]

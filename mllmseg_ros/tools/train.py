@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -35,6 +36,8 @@ class TrainConfig:
     data: str = "synthetic"  # "synthetic", a user folder, or refer:ROOT:DATASET
     train_seeds: tuple[int, int] = (0, 50_000)  # synthetic scene seeds used for training
     targets_per_sample: int = 3
+    scene_size: tuple[int, int] = (320, 240)  # width, height of synthetic training images
+    max_minutes: float = 0.0  # stop (and save) after this long; 0 = no limit
     steps: int = 1000
     batch_size: int = 8
     lr: float = 4e-5
@@ -77,8 +80,9 @@ class TrainConfig:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown training options: {sorted(unknown)}")
-        if "train_seeds" in values:
-            values = {**values, "train_seeds": tuple(values["train_seeds"])}
+        for key in ("train_seeds", "scene_size"):
+            if key in values:
+                values = {**values, key: tuple(values[key])}
         return cls(**values)
 
 
@@ -167,12 +171,14 @@ def training_losses(model: MLLMSegModel, batch, cfg: TrainConfig) -> tuple[torch
     dice = dice_loss(mask_logits, target) if len(target) else ce * 0
     loss = cfg.ce_weight * ce + cfg.focal_weight * focal + cfg.dice_weight * dice
     with torch.no_grad():
+        focal, dice = focal.detach(), dice.detach()
         predicted, truth = mask_logits > 0, target > 0.5
         inter = (predicted & truth).flatten(1).sum(1).float()
         union = (predicted | truth).flatten(1).sum(1).float().clamp(min=1)
         iou = (inter / union).mean().item() if len(target) else float("nan")
         answer_ok = (logits.argmax(-1) == labels[rows, cols + 1]).float().mean().item()
-    return loss, {"loss": loss.item(), "ce": ce.item(), "focal": float(focal), "dice": float(dice), "iou": iou, "answer_acc": answer_ok}
+    stats = {"loss": loss.detach().item(), "ce": ce.detach().item(), "focal": focal.item(), "dice": dice.item(), "iou": iou, "answer_acc": answer_ok}
+    return loss, stats
 
 
 # --- model set-up ---------------------------------------------------------------------------------------------------
@@ -227,7 +233,9 @@ def merged_for_saving(model: MLLMSegModel) -> MLLMSegModel:
 
 def make_dataset(cfg: TrainConfig):
     if cfg.data == "synthetic":
-        return SyntheticDataset(*cfg.train_seeds, targets=cfg.targets_per_sample)
+        from ..data.scenes import Camera
+
+        return SyntheticDataset(*cfg.train_seeds, targets=cfg.targets_per_sample, camera=Camera(*cfg.scene_size))
     if cfg.data.startswith("refer:"):
         _, root, dataset = cfg.data.split(":", 2)
         return ReferDataset(root, dataset, "train")
@@ -277,7 +285,11 @@ def train(cfg: TrainConfig, show_progress: bool = True) -> Path:
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
     bar = tqdm(total=cfg.steps, initial=step, disable=not show_progress, unit="step")
     running: dict[str, float] = {}
+    started = time.monotonic()
     while step < cfg.steps:
+        if cfg.max_minutes and time.monotonic() - started > 60 * cfg.max_minutes:
+            _save(model, config_dict, tokenizer_dir, state_dir, optimizer, step, cfg)
+            break
         samples = [dataset[int(i)] for i in rng.integers(0, len(dataset), cfg.batch_size)]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
