@@ -50,6 +50,18 @@ SHAPES: dict[str, dict[str, dict[str, Any]]] = {
                 "num_attention_heads": 14, "num_key_value_heads": 2, "intermediate_size": 4864, "vocab_size": 151674,
                 "rope_theta": 1e6, "rms_norm_eps": 1e-6, "tie_word_embeddings": False},
     },
+    "2b": {  # InternViT-300M + InternLM2.5-1.8B
+        "vision": INTERNVIT_300M,
+        "llm": {"architectures": ["InternLM2ForCausalLM"], "hidden_size": 2048, "num_hidden_layers": 24,
+                "num_attention_heads": 16, "num_key_value_heads": 8, "intermediate_size": 8192, "vocab_size": 92553,
+                "rope_theta": 1e6, "rms_norm_eps": 1e-5, "bias": False},
+    },
+    "4b": {  # InternViT-300M + Qwen2.5-3B
+        "vision": INTERNVIT_300M,
+        "llm": {"architectures": ["Qwen2ForCausalLM"], "hidden_size": 2048, "num_hidden_layers": 36,
+                "num_attention_heads": 16, "num_key_value_heads": 2, "intermediate_size": 11008, "vocab_size": 151674,
+                "rope_theta": 1e6, "rms_norm_eps": 1e-6, "tie_word_embeddings": False},
+    },
     "8b": {  # InternViT-300M + InternLM2.5-7B
         "vision": INTERNVIT_300M,
         "llm": {"architectures": ["InternLM2ForCausalLM"], "hidden_size": 4096, "num_hidden_layers": 32,
@@ -57,7 +69,7 @@ SHAPES: dict[str, dict[str, dict[str, Any]]] = {
                 "rope_theta": 1e6, "rms_norm_eps": 1e-5, "bias": False},
     },
 }
-GPU_ONLY_SHAPES = {"8b"}  # left out of the default list on CPU: minutes per forward, ~32 GB in fp32
+GPU_ONLY_SHAPES = {"2b", "4b", "8b"}  # left out of the default list on CPU: 8-32 GB in fp32, slow
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Token counts of the official prompt (notes: 303 tokens for one expression): system turn, question text without the
 # expressions, each expression ("the red cup" and its separator), closing tokens ("." + <|im_end|> + newline).

@@ -242,3 +242,34 @@ def test_several_cameras_share_one_model(ros, make_node, seg_checkpoint):
     assert left.arrays[0].header.frame_id == "left_optical"
     assert right.arrays[0].header.frame_id == "right_optical"
     assert right.arrays[0].segmentations[0].mask.width == 40
+
+
+def test_compressed_images_and_markers(ros, make_node, seg_checkpoint):
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+    from visualization_msgs.msg import MarkerArray
+
+    node = make_node(seg_checkpoint, image_compressed=True, image_qos="reliable", threshold=0.0, publish_markers=True)
+    driver = ros.driver()
+    publisher = driver.node.create_publisher(CompressedImage, "/image/compressed", 10)
+    markers = []
+    driver.node.create_subscription(MarkerArray, "/mllmseg_node/markers", markers.append, 10)
+    assert wait_for(lambda: publisher.get_subscription_count() > 0 and driver.command.get_subscription_count() > 0)
+    assert wait_for(lambda: driver.depth.get_subscription_count() > 0 and driver.info.get_subscription_count() > 0)
+    driver.info.publish(camera_info_msg())
+    driver.depth.publish(depth_msg(1.5, stamp_ns=3))
+    assert wait_for(lambda: node.streams[0].camera_info is not None and len(node.streams[0].depth) == 1)
+    driver.send_command("the red cup")
+    assert wait_for(lambda: node._command is not None)
+    ok, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))
+    msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
+    msg.header.stamp.nanosec = 3
+    publisher.publish(msg)
+    assert wait_for(lambda: driver.arrays)
+    assert driver.arrays[0].segmentations[0].mask.width == 64
+    assert wait_for(lambda: markers)
+    spheres = [m for m in markers[-1].markers if m.type == m.SPHERE]
+    assert spheres and spheres[0].pose.position.z == pytest.approx(1.5)
+    broken = CompressedImage(format="jpeg", data=b"not a jpeg")
+    publisher.publish(broken)
+    assert wait_for(lambda: node.counters()["rejected"] == 1)
