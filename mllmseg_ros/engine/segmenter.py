@@ -102,16 +102,15 @@ class Segmenter:
         options: SegmenterOptions | None = None,
     ) -> "Segmenter":
         """Load a checkpoint folder. ``compile`` runs the ViT and the decoder through ``torch.compile`` (slow first
-        call); ``quantization="int8"`` stores ViT and LLM weights as int8 (CPU, float32 only)."""
+        call); ``quantization`` ("int8", "bnb-int8", "bnb-nf4", see ``model/quantization.py``) stores the ViT and LLM
+        weights in 8 or 4 bits."""
         if threads:
             torch.set_num_threads(threads)
         model = MLLMSegModel.from_pretrained(path, dtype=dtype, device=device, allow_pickle=allow_pickle)
-        if quantization == "int8":
-            from ..model.quantization import quantize_int8_dynamic
+        if quantization is not None:
+            from ..model.quantization import quantize
 
-            quantize_int8_dynamic(model)
-        elif quantization is not None:
-            raise ValueError(f"unknown quantization {quantization!r}; supported: 'int8' (CPU)")
+            quantize(model, quantization)
         if compile:
             model.vision_model = torch.compile(model.vision_model)
             decoder = model.res_decoder

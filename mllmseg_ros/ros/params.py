@@ -33,7 +33,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("device", "cpu", "torch device: cpu, cuda, cuda:1 ..."),
     ParameterSpec("dtype", "auto", "weights dtype; auto = float32 on CPU, bfloat16 on CUDA", choices=DTYPES),
     ParameterSpec("threads", 0, "CPU threads for torch (0 = torch default)", int_range=(0, 256)),
-    ParameterSpec("quantization", "none", "int8 ViT/LLM weights (CPU, float32 only)", choices=("none", "int8")),
+    ParameterSpec("quantization", "none", "8/4-bit ViT and LLM weights: int8 (torch, CPU float32), bnb-int8 or "
+                  "bnb-nf4 (bitsandbytes)", choices=("none", "int8", "bnb-int8", "bnb-nf4")),
     ParameterSpec("allow_pickle", False, "allow pytorch_model.bin (pickle) checkpoints"),
     # Behaviour (may change at run time)
     ParameterSpec("mode", "continuous", "continuous: segment every new frame with the last command; "
