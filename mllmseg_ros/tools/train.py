@@ -36,6 +36,7 @@ class TrainConfig:
     data: str = "synthetic"  # "synthetic", a user folder, or refer:ROOT:DATASET
     train_seeds: tuple[int, int] = (0, 50_000)  # synthetic scene seeds used for training
     targets_per_sample: int = 3
+    absent_fraction: float = 0.2  # share of samples that also name an object not in the scene ([REJ])
     scene_size: tuple[int, int] = (320, 240)  # width, height of synthetic training images
     max_minutes: float = 0.0  # stop (and save) after this long; 0 = no limit
     steps: int = 1000
@@ -67,6 +68,7 @@ class TrainConfig:
     vision_layers: int = 4
     llm_width: int = 128
     llm_layers: int = 4
+    decoder_ffn: int = 0  # 0: the decoder width
     vocab_size: int = 640
 
     @classmethod
@@ -194,6 +196,7 @@ def new_model(cfg: TrainConfig, folder: Path) -> tuple[MLLMSegModel, dict]:
     config_dict = small_config_dict(
         vocab_size=max(token_ids.values()) + 1, image_size=cfg.image_size, vision_width=cfg.vision_width,
         vision_layers=cfg.vision_layers, llm_width=cfg.llm_width, llm_layers=cfg.llm_layers,
+        decoder_ffn=cfg.decoder_ffn or None,
     )
     tokens = SpecialTokens(token_ids["<IMG_CONTEXT>"], token_ids["[SEG]"], token_ids["[REJ]"], token_ids["<img>"], token_ids["</img>"])
     torch.manual_seed(cfg.seed)
@@ -235,7 +238,8 @@ def make_dataset(cfg: TrainConfig):
     if cfg.data == "synthetic":
         from ..data.scenes import Camera
 
-        return SyntheticDataset(*cfg.train_seeds, targets=cfg.targets_per_sample, camera=Camera(*cfg.scene_size))
+        return SyntheticDataset(*cfg.train_seeds, targets=cfg.targets_per_sample, absent_fraction=cfg.absent_fraction,
+                                camera=Camera(*cfg.scene_size))
     if cfg.data.startswith("refer:"):
         _, root, dataset = cfg.data.split(":", 2)
         return ReferDataset(root, dataset, "train")
