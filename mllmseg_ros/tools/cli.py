@@ -110,9 +110,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .demo import DEMO_MODEL, run_demo
 
-    return run_demo(Path(args.out))
+    return run_demo(Path(args.out), scenes=args.scenes, model_dir=Path(args.model or DEMO_MODEL))
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -189,6 +189,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    cfg = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig.from_dict(overrides)
+    folder = train(cfg)
+    print(f"wrote {folder}")
+    return 0
+
+
 class UserError(Exception):
     """A problem with the user's input: printed as one line, exit code 2."""
 
@@ -209,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     seg.add_argument("--threshold", type=float, default=0.5, help="mask threshold on the probability map")
     seg.add_argument("--largest-component", action="store_true", help="centroid of the largest connected component")
-    seg.add_argument("--quantization", choices=["int8"], help="int8 ViT/LLM weights (CPU, float32)")
+    seg.add_argument("--quantization", choices=["int8", "bnb-int8", "bnb-nf4"],
+                     help="8/4-bit ViT and LLM weights: int8 (torch, CPU float32) or bitsandbytes int8/nf4")
     seg.add_argument("--compile", action="store_true", help="torch.compile the ViT and decoder (slow first call)")
     seg.add_argument("--allow-pickle", action="store_true", help="allow pytorch_model.bin (pickle) weights")
     seg.set_defaults(handler=cmd_segment)
@@ -220,8 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--allow-pickle", action="store_true", help="required: confirms you trust the pickle file")
     convert.set_defaults(handler=cmd_convert)
 
-    demo = sub.add_parser("demo", help="run the pipeline end to end on a generated scene")
+    demo = sub.add_parser("demo", help="the node with the trained demo model on a replayed bag of synthetic scenes")
     demo.add_argument("--out", default="out/demo", help="output folder")
+    demo.add_argument("--scenes", type=int, default=8, help="scenes in the generated bag")
+    demo.add_argument("--model", help="checkpoint folder (default: the shipped demo model)")
     demo.set_defaults(handler=cmd_demo)
 
     play = sub.add_parser("play", help="publish a rosbag2 bag (.db3 or .mcap) with its timing, like ros2 bag play")
@@ -272,6 +285,23 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--dtype", default="float32", choices=DTYPES)
     ev.add_argument("--threads", type=int)
     ev.set_defaults(handler=cmd_eval)
+
+    tr = sub.add_parser("train", help="train or fine-tune with MLLMSeg's objective (see README: Training)")
+    tr.add_argument("--config", help="YAML or JSON file of TrainConfig options; flags below override it")
+    tr.add_argument("--out", help="output folder (checkpoint-last/ for resuming, model/ at the end)")
+    tr.add_argument("--base-model", dest="base_model", help="checkpoint to fine-tune (default: a new small model)")
+    tr.add_argument("--data", help="synthetic | a folder with samples.jsonl | refer:ROOT:DATASET")
+    tr.add_argument("--steps", type=int)
+    tr.add_argument("--batch-size", dest="batch_size", type=int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--llm", choices=["full", "lora", "frozen"])
+    tr.add_argument("--freeze-vit", dest="freeze_vit", action="store_true", default=None)
+    tr.add_argument("--freeze-projector", dest="freeze_projector", action="store_true", default=None)
+    tr.add_argument("--bf16", action="store_true", default=None)
+    tr.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action="store_true", default=None)
+    tr.add_argument("--device")
+    tr.add_argument("--threads", type=int)
+    tr.set_defaults(handler=cmd_train)
     return parser
 
 

@@ -1,52 +1,119 @@
-"""``mllmseg-ros demo``: the whole image-and-words-to-mask path on a generated tabletop scene.
+"""``mllmseg-ros demo``: the whole chain on a fresh machine, with the project's own trained demo model.
 
-Until the project ships its trained demo model, this runs a small RANDOMLY INITIALISED model in the official
-checkpoint layout: it proves that loading, tokenisation, caching, decoding and the outputs work, not that the masks
-are right.
+1. generates a short rosbag2 of synthetic tabletop scenes (colour, depth, camera_info, a spoken command per scene,
+   and ground truth) that ``ros2 bag play`` could also replay;
+2. starts ``mllmseg_node`` with the demo model (in this process) and replays the bag into it;
+3. writes the node's overlay images and an animated GIF, and prints per command: the expression used, found or not,
+   IoU against the ground truth, 3D centroid error in mm and latency.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from .checkpoint_builder import random_checkpoint
+from ..data.scenes import make_scene
+from ..engine.depth import PinholeIntrinsics, centroid_3d, depth_to_metres
+from ..engine.prompt import normalize_command
 
-DEMO_COMMAND = "Pick up the red cup; the blue bowl"
-CORPUS = ["the red cup", "the blue bowl", "the green box", "the yellow ball", "pick up", "left", "right", "next to"]
-
-
-def demo_scene(height: int = 480, width: int = 640) -> np.ndarray:
-    """A simple RGB tabletop: wooden table, a red cup, a blue bowl and a green box."""
-    scene = np.full((height, width, 3), (200, 200, 205), np.uint8)
-    cv2.rectangle(scene, (0, height // 3), (width, height), (160, 120, 80), -1)
-    cv2.rectangle(scene, (120, 250), (190, 350), (210, 30, 30), -1)  # red cup
-    cv2.ellipse(scene, (360, 330), (80, 40), 0, 0, 360, (30, 60, 200), -1)  # blue bowl
-    cv2.rectangle(scene, (480, 240), (580, 330), (40, 160, 60), -1)  # green box
-    return scene
+DEMO_MODEL = Path(__file__).resolve().parents[2] / "models" / "mllmseg_demo"
+DEMO_SEEDS = 9_000_000  # held out: training uses seeds below 1,000,000
+FRAME_PERIOD_NS = 1_500_000_000
 
 
-def run_demo(out_dir: Path) -> int:
-    from ..engine import Segmenter
-    from .cli import format_table, write_outputs
+def write_demo_bag(path: Path, scenes: int, seed: int = DEMO_SEEDS, storage: str = "mcap") -> int:
+    """A bag with one scene per ``FRAME_PERIOD_NS``: the command first, then image, depth, camera_info, truth."""
+    from geometry_msgs.msg import Point
+    from sensor_msgs.msg import CameraInfo
+    from std_msgs.msg import Header, String
 
-    model_dir = out_dir / "random-model"
-    if not (model_dir / "model.safetensors").is_file():
-        random_checkpoint(model_dir, CORPUS)
-    segmenter = Segmenter.from_pretrained(model_dir)
-    scene = demo_scene()
+    from ..msg import Segmentation, SegmentationArray
+    from ..ros.conversions import mono8_image, rgb_image
+    from .bags import write_bag
+
+    rng = np.random.default_rng(seed)
+    messages = []
+    for index in range(scenes):
+        scene = make_scene(seed + index)
+        expression = scene.expressions[int(rng.integers(len(scene.expressions)))]
+        t = (index + 1) * FRAME_PERIOD_NS
+        image = rgb_image(scene.image, Header())
+        image.header.stamp.sec, image.header.stamp.nanosec = divmod(t, 10**9)
+        image.header.frame_id = "camera_color_optical_frame"
+        depth = _depth_msg(scene.depth_mm, image.header)
+        camera = scene.camera
+        info = CameraInfo(header=image.header, width=camera.width, height=camera.height, k=camera.k,
+                          distortion_model="plumb_bob", d=[0.0] * 5)
+        mask = scene.target_mask(expression)
+        truth = SegmentationArray(header=image.header, command=expression.command)
+        located = centroid_3d(mask, _centroid(mask), depth_to_metres(scene.depth_mm),
+                              PinholeIntrinsics.from_k(camera.k, camera.width, camera.height))
+        truth.segmentations.append(Segmentation(
+            expression=normalize_command(expression.command)[0], found=expression.target is not None,
+            mask=mono8_image(mask, image.header),
+            centroid_3d=Point(**dict(zip("xyz", located.point))) if located.point else Point(),
+            centroid_3d_valid=located.point is not None,
+        ))
+        messages += [
+            ("/command", "std_msgs/msg/String", String(data=expression.command), t - 200_000_000),
+            ("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", info, t - 1),
+            ("/camera/depth/image_rect_raw", "sensor_msgs/msg/Image", depth, t - 1),
+            ("/camera/color/image_raw", "sensor_msgs/msg/Image", image, t),
+            ("/ground_truth", "mllmseg_ros/msg/SegmentationArray", truth, t),
+        ]
+    return write_bag(path, messages, storage)
+
+
+def _centroid(mask: np.ndarray):
+    ys, xs = np.nonzero(mask)
+    return (float(xs.mean()), float(ys.mean())) if len(xs) else None
+
+
+def _depth_msg(depth_mm: np.ndarray, header):
+    from sensor_msgs.msg import Image
+
+    msg = Image(header=header, height=depth_mm.shape[0], width=depth_mm.shape[1], encoding="16UC1", step=depth_mm.shape[1] * 2)
+    msg.data = depth_mm.tobytes()
+    return msg
+
+
+def write_gif(frames_dir: Path, target: Path, frame_ms: int = 1200) -> Path | None:
+    from PIL import Image
+
+    frames = [Image.open(p) for p in sorted(frames_dir.glob("*.png"))]
+    if not frames:
+        return None
+    frames[0].save(target, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+    return target
+
+
+def run_demo(out_dir: Path, scenes: int = 8, model_dir: Path = DEMO_MODEL) -> int:
+    from .bag_eval import evaluate_bag, format_scores
+    from .bags import ros_session
+
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"demo model not found at {model_dir}")
     start = time.perf_counter()
-    results = segmenter.segment_command(scene, DEMO_COMMAND)
-    cold = time.perf_counter() - start
-    start = time.perf_counter()
-    segmenter.segment(scene, ["the green box"])
-    warm = time.perf_counter() - start
-    print(f'command: "{DEMO_COMMAND}" -> expressions {[r.expression for r in results]}')
-    print(format_table(results))
-    for path in write_outputs(out_dir, scene, results):
-        print(f"wrote {path}")
-    print(f"first query {cold * 1000:.0f} ms (encodes the frame), next query on the same frame {warm * 1000:.0f} ms")
-    print("note: this model has random weights (pipeline check); its masks are not meaningful.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bag = out_dir / "demo_bag"
+    if bag.exists():
+        import shutil
+
+        shutil.rmtree(bag)
+    count = write_demo_bag(bag, scenes)
+    print(f"wrote {bag} ({count} messages, {scenes} scenes; replay it on a robot with `ros2 bag play {bag}`)")
+    remap = {"/camera/color/image_raw": "/image", "/camera/depth/image_rect_raw": "/depth",
+             "/camera/color/camera_info": "/camera_info"}
+    overlays = out_dir / "overlays"
+    with ros_session():
+        scores = evaluate_bag(bag, model_dir, remap=remap, overlay_dir=overlays,
+                              node_parameters={"mode": "continuous", "publish_markers": False})
+    print(format_scores(scores))
+    gif = write_gif(overlays, out_dir / "demo.gif")
+    rows = [s.row() for s in scores]
+    ious = [r["mean_iou"] for r in rows if r["mean_iou"] is not None]
+    found = [r["found_accuracy"] for r in rows if r["found_accuracy"] is not None]
+    print(f"mean IoU {np.mean(ious):.3f} on present targets, found/not-found accuracy {np.mean(found):.2f}; "
+          f"overlays in {overlays}" + (f", animation {gif}" if gif else "") + f"; {time.perf_counter() - start:.0f} s")
     return 0

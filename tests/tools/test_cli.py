@@ -65,14 +65,6 @@ def test_corrupt_checkpoint_is_a_one_line_error(golden_checkpoint, image_file, t
     assert "model.safetensors" in capsys.readouterr().err
 
 
-def test_demo_runs_end_to_end(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path)]) == 0
-    output = capsys.readouterr().out
-    assert "the red cup" in output and "the blue bowl" in output
-    assert (tmp_path / "overlay.png").is_file()
-    assert (tmp_path / "random-model" / "config.json").is_file()
-
-
 def test_convert_pickle_checkpoint_to_safetensors(golden_checkpoint, tmp_path, capsys):
     import torch
     from safetensors.torch import load_file
