@@ -48,6 +48,8 @@ def ros():
         for node in nodes:
             if hasattr(node, "shutdown_worker"):
                 node.shutdown_worker()
+        for node in nodes:
+            executor.remove_node(node)
         executor.shutdown(timeout_sec=5)
         thread.join(timeout=5)
         for node in nodes:
