@@ -16,7 +16,6 @@ The tokenizer is a small one built here (the model's ids are random anyway); pro
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys

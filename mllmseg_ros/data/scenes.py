@@ -183,7 +183,7 @@ def _background(camera: Camera, rng: np.random.Generator) -> tuple[np.ndarray, n
     """Table and wall colour (H x W x 3 float) and their depth along the optical axis (H x W float, m)."""
     h, w, f = camera.height, camera.width, camera.focal
     v, u = np.mgrid[0:h, 0:w].astype(np.float32)
-    dx, dy = (u - (w - 1) / 2) / f, (v - (h - 1) / 2) / f
+    dy = (v - (h - 1) / 2) / f  # the ray's vertical slope; its lateral slope does not change where it meets the table
     c, s = math.cos(CAMERA_PITCH), math.sin(CAMERA_PITCH)
     world_y, world_z = -dy * c - s, -dy * s + c  # world direction of each pixel's ray (optical z = 1)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -141,10 +141,10 @@ class Batcher:
         size = self.config.image_size
         pixels = torch.cat([preprocess(s.image, size) for s in samples])
         # One target map per [SEG] answer (present targets, in prompt order), at the model's input size.
-        masks = [
-            torch.from_numpy(np.stack([resize_mask(m, size) for m in s.masks if m.any()] or [np.zeros((size, size), np.float32)])[: sum(m.any() for m in s.masks)])
-            for s in samples
-        ]
+        masks = []
+        for sample in samples:
+            present = [resize_mask(m, size) for m in sample.masks if m.any()]
+            masks.append(torch.from_numpy(np.stack(present)) if present else torch.zeros(0, size, size))
         return input_ids.to(device), labels.to(device), attention.to(device), pixels.to(device), [m.to(device) for m in masks]
 
 

@@ -214,7 +214,7 @@ def test_threshold_changes_at_run_time(ros, make_node, seg_checkpoint):
 def test_segment_service(ros, make_node, seg_checkpoint):
     from mllmseg_ros.srv import Segment
 
-    node = make_node(seg_checkpoint, threshold=0.0)
+    make_node(seg_checkpoint, threshold=0.0)
     client_node = ros.driver().node
     client = client_node.create_client(Segment, "/mllmseg_node/segment")
     assert client.wait_for_service(timeout_sec=10)

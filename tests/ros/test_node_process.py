@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from ros_harness import connected, rgb_msg, wait_for
+from ros_harness import rgb_msg, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

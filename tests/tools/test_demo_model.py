@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import pytest
 
 from mllmseg_ros.engine import Segmenter
 from mllmseg_ros.tools.cli import main
