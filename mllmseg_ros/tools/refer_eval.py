@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
@@ -194,11 +193,3 @@ def evaluate(
                 handle.write(json.dumps({"image": str(sample.image_path), "rows": rows}) + "\n")
         bar.set_postfix(cIoU=f"{metrics.summary()['cIoU']:.4f}")
     return metrics
-
-
-def group_counts(samples: Iterable[ReferSample]) -> dict[str, int]:
-    counts = defaultdict(int)
-    for sample in samples:
-        counts["images"] += 1
-        counts["expressions"] += len(sample.expressions)
-    return dict(counts)
