@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -64,7 +64,6 @@ class SegmenterOptions:
     threshold: float = 0.5
     centroid_of_largest_component: bool = False
     command_prefixes: tuple[str, ...] = DEFAULT_COMMAND_PREFIXES
-    extra: dict = field(default_factory=dict)
 
 
 class Segmenter:

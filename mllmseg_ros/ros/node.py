@@ -6,6 +6,7 @@ Callbacks only convert and hand frames over (newest frame wins); one worker thre
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
@@ -35,7 +36,6 @@ from .publishing import ResultPublisher, build_array
 from .qos import choose_image_qos, same_profile
 
 RELIABLE_10 = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-LATCHED_1 = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def _join(namespace: str, name: str) -> str:
@@ -192,13 +192,13 @@ class MLLMSegNode(LifecycleNode):
                     successful=False, reason=f"{param.name} is read on configure; clean up and configure again to change it"
                 )
         if self.settings is not None:
-            threading.Thread(target=self._apply_runtime_parameters, daemon=True).start()
+            self._apply_runtime_parameters({p.name: p.value for p in params})
         return SetParametersResult(successful=True)
 
-    def _apply_runtime_parameters(self) -> None:
-        """Runs just after a successful set (the new values are visible then)."""
-        time.sleep(0.01)
-        self.settings = NodeSettings.from_node(self)
+    def _apply_runtime_parameters(self, changes: dict) -> None:
+        """New values of run-time parameters (all validated) into the settings and the segmenter's options."""
+        changes = {k: tuple(v for v in value if v != "") if isinstance(value, list) else value for k, value in changes.items()}
+        self.settings = dataclasses.replace(self.settings, **changes)
         if self.segmenter is not None:
             options = self.segmenter.options
             options.threshold = self.settings.threshold
@@ -457,18 +457,13 @@ class MLLMSegNode(LifecycleNode):
         if self._diagnostics_pub is None:
             return
         status = DiagnosticStatus(name=f"{self.get_name()}: segmentation", hardware_id=self.settings.device if self.settings else "")
-        received = sum(s.slot.received for s in self.streams)
-        processed = sum(s.processed for s in self.streams)
-        status.level = DiagnosticStatus.OK if received and not self._errors else DiagnosticStatus.WARN
-        status.message = "running" if received else "waiting for images"
+        counters = self.counters()
+        status.level = DiagnosticStatus.OK if counters["received"] and not counters["errors"] else DiagnosticStatus.WARN
+        status.message = "running" if counters["received"] else "waiting for images"
         with self._command_lock:
             command = self._command.text if self._command else ""
-        values = {
-            "frames_received": received, "frames_processed": processed,
-            "frames_dropped": sum(s.slot.dropped for s in self.streams),
-            "frames_rejected": sum(s.rejected for s in self.streams), "errors": self._errors,
-            "last_latency_ms": round(self._last_latency_ms, 1), "command": command,
-        }
+        values = {f"frames_{k}" if k != "errors" else k: v for k, v in counters.items()}
+        values |= {"last_latency_ms": round(self._last_latency_ms, 1), "command": command}
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
 
