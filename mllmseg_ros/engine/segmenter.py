@@ -3,12 +3,13 @@
 Speed comes from the prompt's order: the image tokens come before the question, so everything up to ``</img>`` (the
 ViT, the projector, the LLM over the prefix with its KV cache, and the decoder's image-only stages) depends on the
 frame only. ``encode`` computes that once per frame; each ``query`` then runs the LLM over the question/answer suffix
-and the decoder's per-query stages. The uncached path (``cache=False``) runs the official full prompt in one pass and
-gives the same results.
+and the decoder's per-query stages. The first question on a new frame (``encode_and_query``) runs prefix and suffix in
+one LLM pass and keeps the prefix's part of the KV cache: on a GPU, where a pass of a small LLM costs its kernel
+launches more than its arithmetic, two passes would cost nearly twice one. The uncached path (``cache=False``) runs the
+official full prompt and nothing is kept; all three give the same results.
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from transformers import DynamicCache
 from ..model import MLLMSegModel
 from ..model.mask_decoder import ImageContext
 from .postprocess import mask_geometry, resize_probability
-from .preprocess import as_rgb, preprocess
+from .preprocess import as_rgb, preprocess, preprocess_batch
 from .prompt import (
     DEFAULT_COMMAND_PREFIXES,
     IMG_END,
@@ -56,7 +57,12 @@ class EncodedFrames:
     decoder_context: ImageContext
     cache: DynamicCache  # LLM KV cache of the prompt prefix, B rows
     prefix_last_hidden: torch.Tensor  # B x H, hidden state of the prefix's last token
-    key: tuple | None = None  # identity of a single cached frame (shape + digest)
+    source: np.ndarray | None = None  # the frame itself (one frame), to recognise it when it comes again
+    color: str = "rgb"
+
+    def shows(self, image: np.ndarray, color: str) -> bool:
+        # A byte comparison is exact and costs a tenth of hashing the frame (0.4 ms vs 4 ms at 1280 x 720).
+        return self.source is not None and color == self.color and np.array_equal(self.source, image)
 
 
 @dataclass
@@ -64,6 +70,16 @@ class SegmenterOptions:
     threshold: float = 0.5
     centroid_of_largest_component: bool = False
     command_prefixes: tuple[str, ...] = DEFAULT_COMMAND_PREFIXES
+
+
+def compile_image_stages(model: MLLMSegModel) -> None:
+    """Run the ViT and the decoder through ``torch.compile`` (in place; the first call of each shape is slow). The LLM
+    stays eager: its prompt length changes with every command, which would recompile."""
+    model.vision_model = torch.compile(model.vision_model)
+    decoder = model.res_decoder
+    # The engine calls these two methods directly, so compile them rather than the module's forward.
+    decoder.encode_image = torch.compile(decoder.encode_image)
+    decoder.decode_queries = torch.compile(decoder.decode_queries)
 
 
 class Segmenter:
@@ -79,8 +95,9 @@ class Segmenter:
         self.config = model.config
         self._prefix_ids = self._build_prefix_ids()
         self._cached: EncodedFrames | None = None
-        # Milliseconds of the last encode/query: preprocess; vit (with the projector), llm_prefix, decoder_image
-        # (together: encode); llm_suffix, decoder_query (together: query); postprocess (resize, threshold, geometry).
+        # Milliseconds of the last call: preprocess; vit (with the projector), llm_prefix, decoder_image (together:
+        # encode); llm_suffix, decoder_query (together: query); postprocess (resize, threshold, geometry). A new frame's
+        # first question (encode_and_query) has "llm" (prefix and suffix in one pass) in place of the two llm_* parts.
         self.last_timings: dict[str, float] = {}
         # On a GPU, kernels run asynchronously: set this to synchronise at every stage boundary for exact stage times.
         self.synchronize_timings = False
@@ -111,11 +128,7 @@ class Segmenter:
 
             quantize(model, quantization)
         if compile:
-            model.vision_model = torch.compile(model.vision_model)
-            decoder = model.res_decoder
-            # The engine calls these two methods directly, so compile them rather than the module's forward.
-            decoder.encode_image = torch.compile(decoder.encode_image)
-            decoder.decode_queries = torch.compile(decoder.decode_queries)
+            compile_image_stages(model)
         return cls(model, load_chat_tokenizer(path), options)
 
     # --- prompt ---------------------------------------------------------------------------------------------------
@@ -167,62 +180,108 @@ class Segmenter:
         return normalize_command(command, self.options.command_prefixes)
 
     # --- per-frame work -------------------------------------------------------------------------------------------
+    def _image_features(self, images: Sequence[np.ndarray], color: str, timings: dict, lap):
+        """RGB frames, ViT features (B x N x C) and image embeddings for the LLM (B x n_img x H)."""
+        rgb = [as_rgb(image, color) for image in images]
+        pixel_values = preprocess_batch(rgb, self.config.image_size, self.model.device)
+        timings["preprocess"] = lap()
+        vit_features, image_embeds = self.model.extract_image_features(pixel_values)
+        timings["vit"] = lap()
+        return rgb, vit_features, image_embeds
+
+    def _run_llm(self, ids: torch.Tensor, image_embeds: torch.Tensor) -> tuple[torch.Tensor, DynamicCache]:
+        """The LLM over ``ids`` (B x T, image tokens filled from ``image_embeds``): hidden states and the KV cache of
+        the prompt prefix only (whatever came after it is cropped off)."""
+        model = self.model
+        cache = DynamicCache(config=model.language_model.config)
+        embeds = model.embed_inputs(ids, image_embeds)
+        hidden = model.language_model.model(inputs_embeds=embeds, use_cache=True, **{self._cache_kwarg: cache}).last_hidden_state
+        self._crop_to_prefix(cache)
+        return hidden, cache
+
+    def _crop_to_prefix(self, cache: DynamicCache) -> None:
+        # A negative crop removes that many tokens in every transformers version we support.
+        added = cache.get_seq_length() - len(self._prefix_ids)
+        if added > 0:
+            cache.crop(-added)
+
+    def _suffix_ids(self, expression_lists: list[list[str]]) -> tuple[torch.Tensor, list[int]]:
+        """B x S question/answer ids after the prefix, right-padded, and each row's real length. Right padding needs
+        no attention mask: with causal attention no real token sees a pad."""
+        prefix_length = len(self._prefix_ids)
+        suffixes = [self.prompt_ids(e)[0, prefix_length:] for e in expression_lists]
+        suffix_ids = torch.zeros(len(suffixes), max(len(s) for s in suffixes), dtype=torch.long)
+        for row, suffix in enumerate(suffixes):
+            suffix_ids[row, : len(suffix)] = suffix
+        return suffix_ids.to(self.model.device), [len(s) for s in suffixes]
+
+    def _prefix_batch(self, batch: int) -> torch.Tensor:
+        return torch.tensor([self._prefix_ids] * batch, dtype=torch.long, device=self.model.device)
+
     @torch.inference_mode()
     def encode(self, images: Sequence[np.ndarray], color: str = "rgb") -> EncodedFrames:
         """ViT, projector, LLM prefix and the decoder's image stages for B frames (batched)."""
-        lap = self._stopwatch()
-        rgb = [as_rgb(image, color) for image in images]
-        model = self.model
-        pixel_values = torch.cat([preprocess(image, self.config.image_size) for image in rgb])
-        timings = {"preprocess": lap()}
-        vit_features, image_embeds = model.extract_image_features(pixel_values)
-        timings["vit"] = lap()
-        batch = len(rgb)
-        prefix = torch.tensor([self._prefix_ids] * batch, dtype=torch.long, device=model.device)
-        embeds = model.embed_inputs(prefix, image_embeds)
-        cache = DynamicCache(config=model.language_model.config)
-        hidden = model.language_model.model(inputs_embeds=embeds, use_cache=True, **{self._cache_kwarg: cache}).last_hidden_state
-        image_states = model.image_states_from_hidden(prefix, hidden)
+        lap, timings = self._stopwatch(), {}
+        rgb, vit_features, image_embeds = self._image_features(images, color, timings, lap)
+        prefix = self._prefix_batch(len(rgb))
+        hidden, cache = self._run_llm(prefix, image_embeds)
         timings["llm_prefix"] = lap()
-        context = model.res_decoder.encode_image(vit_features, image_states)
+        context = self.model.res_decoder.encode_image(vit_features, self.model.image_states_from_hidden(prefix, hidden))
         timings["decoder_image"] = lap()
         timings["encode"] = timings["vit"] + timings["llm_prefix"] + timings["decoder_image"]
         self.last_timings = timings
         return EncodedFrames([im.shape[:2] for im in rgb], context, cache, hidden[:, -1])
 
     @torch.inference_mode()
+    def encode_and_query(
+        self, images: Sequence[np.ndarray], expressions_per_frame: Sequence[Sequence[str]], color: str = "rgb"
+    ) -> tuple[EncodedFrames, list[list[SegmentationResult]]]:
+        """``encode`` followed by ``query``, with the LLM run once over prefix and suffix together (module docstring).
+        The returned frames answer later questions like ``encode``'s."""
+        expression_lists = self._checked_expression_lists(len(images), expressions_per_frame)
+        lap, timings = self._stopwatch(), {}
+        rgb, vit_features, image_embeds = self._image_features(images, color, timings, lap)
+        prefix = self._prefix_batch(len(rgb))
+        suffix_ids, lengths = self._suffix_ids(expression_lists)
+        hidden, cache = self._run_llm(torch.cat([prefix, suffix_ids], dim=1), image_embeds)  # B x (P + S) x H
+        timings["llm"] = lap()
+        prefix_length = prefix.shape[1]
+        image_states = self.model.image_states_from_hidden(prefix, hidden[:, :prefix_length])
+        context = self.model.res_decoder.encode_image(vit_features, image_states)
+        timings["decoder_image"] = lap()
+        timings["encode"] = timings["vit"] + timings["llm"] + timings["decoder_image"]
+        self.last_timings = timings
+        frames = EncodedFrames([im.shape[:2] for im in rgb], context, cache, hidden[:, prefix_length - 1])
+        # Row p of the shifted states is the state before suffix token p (the prefix's last state first).
+        shifted = hidden[:, prefix_length - 1 :]
+        return frames, self._results(frames, suffix_ids, lengths, shifted, expression_lists, lap)
+
+    def _checked_expression_lists(self, frames: int, expressions_per_frame) -> list[list[str]]:
+        if len(expressions_per_frame) != frames:
+            raise ValueError(f"{frames} frames but {len(expressions_per_frame)} expression lists")
+        return [self._validate_expressions(e) for e in expressions_per_frame]
+
+    @torch.inference_mode()
     def query(self, frames: EncodedFrames, expressions_per_frame: Sequence[Sequence[str]]) -> list[list[SegmentationResult]]:
         """Answer one conversation (all its expressions) per frame, all frames in one batched suffix pass."""
-        if len(expressions_per_frame) != len(frames.image_sizes):
-            raise ValueError(f"{len(frames.image_sizes)} frames but {len(expressions_per_frame)} expression lists")
+        expression_lists = self._checked_expression_lists(len(frames.image_sizes), expressions_per_frame)
         lap = self._stopwatch()
-        expression_lists = [self._validate_expressions(e) for e in expressions_per_frame]
+        suffix_ids, lengths = self._suffix_ids(expression_lists)
         prefix_length = len(self._prefix_ids)
-        suffixes = [self.prompt_ids(e)[0, prefix_length:] for e in expression_lists]
-        longest = max(len(s) for s in suffixes)
-        # Right padding needs no attention mask: with causal attention no real token sees a pad.
-        suffix_ids = torch.zeros(len(suffixes), longest, dtype=torch.long)
-        for row, suffix in enumerate(suffixes):
-            suffix_ids[row, : len(suffix)] = suffix
+        positions = torch.arange(prefix_length, prefix_length + suffix_ids.shape[1], device=self.model.device)
         model = self.model
-        suffix_ids = suffix_ids.to(model.device)
-        positions = torch.arange(prefix_length, prefix_length + longest, device=model.device).expand(len(suffixes), -1)
         try:
             hidden = model.language_model.model(
                 inputs_embeds=model.language_model.embed_tokens(suffix_ids),
-                position_ids=positions,
+                position_ids=positions.expand(len(lengths), -1),
                 use_cache=True,
                 **{self._cache_kwarg: frames.cache},
             ).last_hidden_state
         finally:
-            # Drop the suffix again so the frame's cache serves the next question (a negative crop removes that many
-            # tokens in every transformers version we support).
-            added = frames.cache.get_seq_length() - prefix_length
-            if added > 0:
-                frames.cache.crop(-added)
+            self._crop_to_prefix(frames.cache)  # drop the suffix so the frame's cache serves the next question
         hidden = torch.cat([frames.prefix_last_hidden[:, None], hidden], dim=1)  # index p holds the state at p-1
         self.last_timings["llm_suffix"] = lap()
-        return self._results(frames, suffix_ids, [len(s) for s in suffixes], hidden, expression_lists, lap)
+        return self._results(frames, suffix_ids, lengths, hidden, expression_lists, lap)
 
     def _stopwatch(self):
         """A function returning the milliseconds since its previous call (synchronising CUDA when asked)."""
@@ -264,7 +323,7 @@ class Segmenter:
                 ]
             )
             offset += count
-        self.last_timings["query"] = self.last_timings["llm_suffix"] + self.last_timings["decoder_query"]
+        self.last_timings["query"] = self.last_timings.get("llm_suffix", 0.0) + self.last_timings["decoder_query"]
         self.last_timings["postprocess"] = lap()
         return results
 
@@ -290,17 +349,15 @@ class Segmenter:
         )
 
     # --- convenience ----------------------------------------------------------------------------------------------
-    @staticmethod
-    def _frame_key(image: np.ndarray, color: str) -> tuple:
-        return (image.shape, color, hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).digest())
-
     def set_image(self, image: np.ndarray, color: str = "rgb") -> EncodedFrames:
         """Encode one frame and keep it for the following ``segment`` calls on the same pixels."""
-        key = self._frame_key(image, color)
-        if self._cached is None or self._cached.key != key:
-            self._cached = self.encode([image], color)
-            self._cached.key = key
+        if self._cached is None or not self._cached.shows(image, color):
+            self._keep(self.encode([image], color), image, color)
         return self._cached
+
+    def _keep(self, frames: EncodedFrames, image: np.ndarray, color: str) -> None:
+        frames.source, frames.color = image.copy(), color  # a copy: the caller may reuse its buffer
+        self._cached = frames
 
     def reset_image(self) -> None:
         self._cached = None
@@ -311,8 +368,12 @@ class Segmenter:
         """Segment ``expressions`` (one conversation) in ``image``. A repeated image reuses its encoding."""
         if not cache:
             return self.segment_uncached(image, expressions, color)
-        self.last_timings = {}
-        return self.query(self.set_image(image, color), [expressions])[0]
+        if self._cached is not None and self._cached.shows(image, color):
+            self.last_timings = {}
+            return self.query(self._cached, [expressions])[0]
+        frames, results = self.encode_and_query([image], [expressions], color)
+        self._keep(frames, image, color)
+        return results[0]
 
     def segment_command(self, image: np.ndarray, command: str, color: str = "rgb") -> list[SegmentationResult]:
         """A spoken command ("pick up the red cup; the blue bowl") -> results; each result names the expression used."""
@@ -322,7 +383,7 @@ class Segmenter:
         self, images: Sequence[np.ndarray], expressions_per_image: Sequence[Sequence[str]], color: str = "rgb"
     ) -> list[list[SegmentationResult]]:
         """Several frames (e.g. cameras) in one batched pass."""
-        return self.query(self.encode(images, color), expressions_per_image)
+        return self.encode_and_query(images, expressions_per_image, color)[1]
 
     @torch.inference_mode()
     def segment_uncached(self, image: np.ndarray, expressions: Sequence[str] | str, color: str = "rgb") -> list[SegmentationResult]:

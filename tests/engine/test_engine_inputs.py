@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mllmseg_ros.engine import as_rgb, build_prompt_turns, normalize_command, preprocess
+from mllmseg_ros.engine.preprocess import preprocess_batch
 from mllmseg_ros.engine.prompt import SentencePieceChatTokenizer, load_chat_tokenizer
 
 GOLDEN_IMAGES = ["image0", "image1", "image2_nonsquare"]
@@ -18,6 +19,18 @@ def test_preprocessing_matches_official_transform(golden_dir, name):
     image = np.load(golden_dir / "inputs" / f"{name}_uint8.npy")
     expected = np.load(golden_dir / "inputs" / f"{name}_pixel_values.npy")
     np.testing.assert_allclose(preprocess(as_rgb(image), 448).numpy(), expected, atol=1e-5, rtol=0)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batched_preprocessing_equals_single_frames_bit_for_bit(golden_dir, device):
+    """The engine's path (normalised on the model's device) gives exactly the official pixel_values' computation."""
+    images = [as_rgb(np.load(golden_dir / "inputs" / f"{name}_uint8.npy")) for name in GOLDEN_IMAGES]
+    batch = preprocess_batch(images, 448, torch.device(device))
+    assert batch.device.type == device and batch.shape == (3, 3, 448, 448)
+    assert torch.equal(batch.cpu(), torch.cat([preprocess(image, 448) for image in images]))
 
 
 def test_bgr_and_gray_inputs():

@@ -92,6 +92,38 @@ def test_second_question_on_a_frame_does_not_reencode(segmenter, golden_dir, mon
     assert calls == []
 
 
+def test_first_question_runs_the_llm_once_and_keeps_a_prefix_cache(segmenter, golden_dir, monkeypatch):
+    frame = golden_image(golden_dir, "image2_nonsquare")
+    backbone = segmenter.model.language_model.model
+    passes = []
+    original = backbone.forward
+    monkeypatch.setattr(backbone, "forward", lambda *a, **k: passes.append(1) or original(*a, **k))
+    frames, fused = segmenter.encode_and_query([frame], [["man in white shirt", "a cup"]])
+    assert len(passes) == 1
+    assert frames.cache.get_seq_length() == len(segmenter._prefix_ids)
+    # The kept frame answers a new question exactly as a frame from encode() does, and as the official single pass.
+    later = segmenter.query(frames, [["the dog on the left"]])[0]
+    reference = segmenter.query(segmenter.encode([frame]), [["the dog on the left"]])[0]
+    uncached = segmenter.segment(frame, ["the dog on the left"], cache=False)
+    for a, b, c in zip(later, reference, uncached):
+        assert a.decision == b.decision == c.decision
+        np.testing.assert_allclose(a.probability, b.probability, atol=CACHE_ATOL, rtol=0)
+        np.testing.assert_allclose(a.probability, c.probability, atol=CACHE_ATOL, rtol=0)
+    for a, c in zip(fused[0], segmenter.segment(frame, ["man in white shirt", "a cup"], cache=False)):
+        np.testing.assert_allclose(a.probability, c.probability, atol=CACHE_ATOL, rtol=0)
+
+
+def test_a_frame_changed_in_place_is_encoded_again(segmenter, golden_dir, monkeypatch):
+    buffer = golden_image(golden_dir, "image0").copy()
+    segmenter.segment(buffer, ["the red cup"])
+    buffer[:10] = 0  # a camera driver reusing its buffer for the next frame
+    calls = []
+    original = segmenter.model.extract_image_features
+    monkeypatch.setattr(segmenter.model, "extract_image_features", lambda *a: calls.append(1) or original(*a))
+    segmenter.segment(buffer, ["the red cup"])
+    assert calls == [1]
+
+
 def test_batched_frames_equal_single_frames(segmenter, golden_dir):
     frames = [golden_image(golden_dir, "image0"), golden_image(golden_dir, "image2_nonsquare")]
     expressions = [["the red cup", "the blue plate"], ["man in white shirt"]]
