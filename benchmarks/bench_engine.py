@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_model import DTYPES, SHAPES, build_config, machine_info  # noqa: E402
 
 from mllmseg_ros.engine import Segmenter  # noqa: E402
+from mllmseg_ros.engine.segmenter import compile_image_stages  # noqa: E402
 from mllmseg_ros.engine.postprocess import mask_geometry, resize_probability  # noqa: E402
 from mllmseg_ros.engine.prompt import HFChatTokenizer  # noqa: E402
 from mllmseg_ros.model import MLLMSegModel, SpecialTokens  # noqa: E402
@@ -41,14 +42,17 @@ SAM_VIT_H_PARAMETERS = 632_000_000  # the mask-decoding cost MLLMSeg avoids (pap
 TARGETS = {"warm / cold": 0.10, "cold x4 / cold": 1.30, "post 720p ms": 10.0}
 
 
-def build_segmenter(shape: str, dtype: torch.dtype, device: str, folder: Path) -> Segmenter:
+def build_segmenter(shape: str, dtype: torch.dtype, device: str, folder: Path, compile: bool = False) -> Segmenter:
     ids = build_tokenizer(folder, EXPRESSIONS)
     config = build_config(shape)
     config.tokens = SpecialTokens(ids["<IMG_CONTEXT>"], ids["[SEG]"], ids["[REJ]"], ids["<img>"], ids["</img>"])
     torch.manual_seed(0)
     with torch.device(device):
         model = MLLMSegModel(config)
-    return Segmenter(model.to(dtype).eval(), HFChatTokenizer(folder))
+    model = model.to(dtype).eval()
+    if compile:
+        compile_image_stages(model)
+    return Segmenter(model, HFChatTokenizer(folder))
 
 
 def median_time(fn, repeats: int, device: str, stages: dict | None = None, seg: Segmenter | None = None) -> float:
@@ -83,16 +87,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the ViT and decoder (Segmenter option)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (compile needs a few)")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     frames = (rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8) for _ in iter(int, 1))  # endless new frames
     with tempfile.TemporaryDirectory() as folder:
-        seg = build_segmenter(args.shape, DTYPES[args.dtype], args.device, Path(folder))
+        seg = build_segmenter(args.shape, DTYPES[args.dtype], args.device, Path(folder), args.compile)
         seg.synchronize_timings = True
         decoder_parameters = sum(p.numel() for p in seg.model.res_decoder.parameters())
-        seg.segment(next(frames), EXPRESSIONS[:1])  # warm-up (allocations, one-time init)
+        for _ in range(args.warmup):  # allocations, one-time init, compilation of both prompt shapes
+            seg.segment(next(frames), EXPRESSIONS[:1])
+            seg.segment(next(frames), EXPRESSIONS)
         fixed = next(frames)
         seg.segment(fixed, EXPRESSIONS[:1])
         stages_cold, stages_cold4 = {}, {}
@@ -115,7 +123,8 @@ def main() -> None:
     results["fps 1 expression"] = 1 / results["cold s"]
     results["fps 4 expressions"] = 1 / results["cold x4 s"]
     memory = peak_memory(args.device)
-    print(f"shape {args.shape}, {args.dtype}, {args.device}, {args.threads} threads; prompt tokens {tokens}")
+    print(f"shape {args.shape}, {args.dtype}, {args.device}{', compiled' if args.compile else ''}, {args.threads} threads; "
+          f"prompt tokens {tokens}" + (f"; GPU {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""))
     print(f"  decoder parameters {decoder_parameters / 1e6:.1f}M (SAM ViT-H: {SAM_VIT_H_PARAMETERS / 1e6:.0f}M); "
           + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
     for label, stages in (("cold, 1 expression", stages_cold), ("cold, 4 expressions", stages_cold4)):

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+# MLLMSEG_SHARED_DIR points elsewhere, e.g. on a GPU machine that receives a copy inside the checkout.
+SHARED_DIR = Path(os.environ.get("MLLMSEG_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared")
 
 
 def require_shared() -> Path:

@@ -51,3 +51,15 @@ def test_upsampler_is_finite_on_non_contiguous_low_precision_input(dtype):
     assert low.dtype == dtype
     assert torch.isfinite(low).all()
     assert (low.float() - reference).abs().max() < 0.05
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_run.sh runs it)")
+def test_float32_on_cuda_matches_official(golden_checkpoint, golden_dir):
+    """float32 on the GPU (cuBLAS/cuDNN kernels, SDPA's CUDA backends) reproduces the official masks and decisions."""
+    model = MLLMSegModel.from_pretrained(golden_checkpoint, dtype=torch.float32, device="cuda")
+    for case in ("A_seg_rej", "B_single_seg", "C_nonsquare_seg"):
+        case_dir, pixel_values, input_ids = load_case(golden_dir, case)
+        out = model.forward_ids(pixel_values.cuda(), input_ids.cuda())
+        mean_abs = np.abs(out.mask_probs[0].cpu().numpy() - np.load(case_dir / "pred_masks.npy")).mean()
+        assert mean_abs < 1e-3, (case, mean_abs)
+        assert out.decisions[0] == golden_decisions(golden_dir, case_dir, input_ids), case
