@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_model import DTYPES, SHAPES, build_config, machine_info  # noqa: E402
 
 from mllmseg_ros.engine import Segmenter  # noqa: E402
-from mllmseg_ros.engine.segmenter import compile_image_stages  # noqa: E402
+from mllmseg_ros.engine.segmenter import compile_stages  # noqa: E402
 from mllmseg_ros.engine.postprocess import mask_geometry, resize_probability  # noqa: E402
 from mllmseg_ros.engine.prompt import HFChatTokenizer  # noqa: E402
 from mllmseg_ros.model import MLLMSegModel, SpecialTokens  # noqa: E402
@@ -51,7 +51,7 @@ def build_segmenter(shape: str, dtype: torch.dtype, device: str, folder: Path, c
         model = MLLMSegModel(config)
     model = model.to(dtype).eval()
     if compile:
-        compile_image_stages(model)
+        compile_stages(model)
     return Segmenter(model, HFChatTokenizer(folder))
 
 
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the ViT and decoder (Segmenter option)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the ViT, LLM and decoder (Segmenter option)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing (compile needs a few)")
     parser.add_argument("--json")
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command for a machine with a CUDA GPU: the GPU benchmarks (1B and 8B shapes, bf16; the 1B engine also with
-# torch.compile) and the GPU variants of the tests, in well under 8 minutes. Every part writes its own JSON under
+# torch.compile) and the GPU variants of the tests, in under 8 minutes (each part has its own time limit). Every part writes its own JSON under
 # DIR/parts; DIR/gpu_report.json gathers them with the headline numbers next to the targets.
 # Uses the torch already installed on the machine (CUDA build); the CPU venv of scripts/setup.sh is not needed:
 #     pip install -e . && benchmarks/gpu_run.sh [DIR]        (DIR defaults to out/gpu)
@@ -30,21 +30,21 @@ run() {  # run NAME SECONDS COMMAND...: a failing or overlong part is reported a
 : > "$out/gpu_run.log"
 : > "$parts/exit_codes.txt"
 # Model forward, ours beside the official-style path (same run, same card), 1 and 4 expressions.
-run bench_model 150 "$py" benchmarks/bench_model.py --shapes 1b,8b --dtypes bf16 --device cuda --expressions 1,4 \
+run bench_model 120 "$py" benchmarks/bench_model.py --shapes 1b,8b --dtypes bf16 --device cuda --expressions 1,4 \
     --warmup 3 --repeats 20 --threads 8 --json "$parts/bench_model.json"
 # The engine as the node uses it: a new frame per call, cached follow-up questions, post-processing.
 for shape in 1b 8b; do
     run "bench_engine_$shape" 75 "$py" benchmarks/bench_engine.py --shape "$shape" --dtype bf16 --device cuda \
         --warmup 3 --repeats 20 --threads 8 --json "$parts/bench_engine_$shape.json"
 done
-# GPU variants of the tests (parametrised on cuda when a GPU is present), plus the model and engine suites as a
-# check that this machine's torch/transformers run the code; the ROS tests need rclpy and run in CI.
-run tests_gpu 90 "$py" -m pytest -q -ra -p no:cacheprovider tests/model tests/engine -k "cuda or gpu" \
+# GPU variants of the tests (parametrised on cuda when a GPU is present).
+run tests_gpu 60 "$py" -m pytest -q -ra -p no:cacheprovider tests/model tests/engine -k "cuda or gpu" \
     --junitxml "$parts/tests_gpu.xml"
-run tests_model_engine 120 "$py" -m pytest -q -ra -p no:cacheprovider tests/model tests/engine -k "not cuda and not gpu" \
-    --junitxml "$parts/tests_model_engine.xml"
-run bench_engine_1b_compiled 90 "$py" benchmarks/bench_engine.py --shape 1b --dtype bf16 --device cuda --compile \
+run bench_engine_1b_compiled 120 "$py" benchmarks/bench_engine.py --shape 1b --dtype bf16 --device cuda --compile \
     --warmup 3 --repeats 20 --threads 8 --json "$parts/bench_engine_1b_compiled.json"
+# Last: the model and engine suites on this machine's torch (the ROS tests need rclpy and run in CI).
+run tests_model_engine 100 "$py" -m pytest -q -ra -p no:cacheprovider tests/model tests/engine -k "not cuda and not gpu" \
+    --junitxml "$parts/tests_model_engine.xml"
 "$py" benchmarks/gpu_report.py "$parts" "$out/gpu_report.json" | tee -a "$out/gpu_run.log"
 echo "gpu_run: report in $out/gpu_report.json (status $status)"
 exit $status

@@ -72,10 +72,14 @@ class SegmenterOptions:
     command_prefixes: tuple[str, ...] = DEFAULT_COMMAND_PREFIXES
 
 
-def compile_image_stages(model: MLLMSegModel) -> None:
-    """Run the ViT and the decoder through ``torch.compile`` (in place; the first call of each shape is slow). The LLM
-    stays eager: its prompt length changes with every command, which would recompile."""
+def compile_stages(model: MLLMSegModel) -> None:
+    """Run the ViT, the LLM and the decoder through ``torch.compile`` (in place; the first calls are slow).
+
+    The LLM is compiled with dynamic shapes: its prompt length changes with every command, and a graph per length
+    would recompile on each new command. On a GPU, where a small LLM's pass costs its kernel launches, the fused
+    kernels are most of the gain."""
     model.vision_model = torch.compile(model.vision_model)
+    model.language_model.model = torch.compile(model.language_model.model, dynamic=True)
     decoder = model.res_decoder
     # The engine calls these two methods directly, so compile them rather than the module's forward.
     decoder.encode_image = torch.compile(decoder.encode_image)
@@ -117,8 +121,8 @@ class Segmenter:
         allow_pickle: bool = False,
         options: SegmenterOptions | None = None,
     ) -> "Segmenter":
-        """Load a checkpoint folder. ``compile`` runs the ViT and the decoder through ``torch.compile`` (slow first
-        call); ``quantization`` ("int8", "bnb-int8", "bnb-nf4", see ``model/quantization.py``) stores the ViT and LLM
+        """Load a checkpoint folder. ``compile`` runs the model through ``torch.compile`` (``compile_stages``; slow
+        first calls); ``quantization`` ("int8", "bnb-int8", "bnb-nf4", see ``model/quantization.py``) stores the ViT and LLM
         weights in 8 or 4 bits."""
         if threads:
             torch.set_num_threads(threads)
@@ -128,7 +132,7 @@ class Segmenter:
 
             quantize(model, quantization)
         if compile:
-            compile_image_stages(model)
+            compile_stages(model)
         return cls(model, load_chat_tokenizer(path), options)
 
     # --- prompt ---------------------------------------------------------------------------------------------------

@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--largest-component", action="store_true", help="centroid of the largest connected component")
     seg.add_argument("--quantization", choices=["int8", "bnb-int8", "bnb-nf4"],
                      help="8/4-bit ViT and LLM weights: int8 (torch, CPU float32) or bitsandbytes int8/nf4")
-    seg.add_argument("--compile", action="store_true", help="torch.compile the ViT and decoder (slow first call)")
+    seg.add_argument("--compile", action="store_true", help="torch.compile the ViT, LLM and decoder (slow first calls)")
     seg.add_argument("--allow-pickle", action="store_true", help="allow pytorch_model.bin (pickle) weights")
     seg.set_defaults(handler=cmd_segment)
 
