@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "ros"))
 
 import rclpy  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -114,8 +114,10 @@ def wait(condition, timeout=30.0) -> None:
         time.sleep(0.02)
 
 
-def run(mode: str, checkpoint: Path, sizes: list[tuple[int, int]], frames: int) -> list[dict]:
-    executor = MultiThreadedExecutor()
+def run(mode: str, checkpoint: Path, sizes: list[tuple[int, int]], frames: int, executor_kind: str) -> list[dict]:
+    """``executor_kind`` is this process's executor (client, and the node in-process); the node's own process
+    (cross-process) uses what its ``main()`` uses."""
+    executor = SingleThreadedExecutor() if executor_kind == "single" else MultiThreadedExecutor()
     client = Client()
     executor.add_node(client.node)
     process = node = None
@@ -143,7 +145,7 @@ def run(mode: str, checkpoint: Path, sizes: list[tuple[int, int]], frames: int) 
         wait(lambda: client.image.get_subscription_count() > 0 and client.command.get_subscription_count() > 0)
         client.command.publish(String(data="the red cup"))
         time.sleep(0.5)  # the command reaches the node before the first frame
-        return [{"mode": mode, **client.measure(w, h, frames)} for w, h in sizes]
+        return [{"mode": mode, "executor": executor_kind, **client.measure(w, h, frames)} for w, h in sizes]
     finally:
         if node is not None and hasattr(node, "shutdown_worker"):
             node.shutdown_worker()
@@ -162,6 +164,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--sizes", default="640x480,1280x720")
     parser.add_argument("--modes", default="echo-baseline,in-process,cross-process")
+    parser.add_argument("--executor", default="single", choices=["single", "multi"],
+                        help="rclpy executor of this process (the node's main() uses single; multi shows why)")
     parser.add_argument("--json", help="write results here")
     args = parser.parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
@@ -172,9 +176,10 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             checkpoint = tiny_checkpoint(Path(folder) / "model")
-            results = [r for mode in args.modes.split(",") for r in run(mode, checkpoint, sizes, args.frames)]
+            results = [r for mode in args.modes.split(",") for r in run(mode, checkpoint, sizes, args.frames, args.executor)]
     finally:
         rclpy.try_shutdown()
+    print(f"executor in this process: {args.executor}")
     print(f"{'mode':14} {'size':10} {'e2e ms':>8} {'engine ms':>10} {'post ms':>8} {'overhead ms':>12} {'target ms':>10}")
     for r in results:
         print(f"{r['mode']:14} {r['size']:10} {r['end_to_end_ms']:8.1f} {r['engine_ms']:10.1f} {r['postprocess_ms']:8.1f} "

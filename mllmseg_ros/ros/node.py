@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rcl_interfaces.msg import SetParametersResult
@@ -171,6 +171,7 @@ class MLLMSegNode(LifecycleNode):
         self._active = False
         self._last_result_time = 0.0
         self._last_latency_ms = 0.0
+        self._service_finished = 0.0  # time.monotonic() at the end of the last ~/segment call
         self._errors = 0
         self._sensor_group = ReentrantCallbackGroup()
         self._service_group = MutuallyExclusiveCallbackGroup()
@@ -409,6 +410,12 @@ class MLLMSegNode(LifecycleNode):
         return self.create_service(Segment, "~/segment", self._on_segment_request, callback_group=self._service_group)
 
     def _on_segment_request(self, request, response):
+        try:
+            return self._answer_segment_request(request, response)
+        finally:
+            self._service_finished = time.monotonic()
+
+    def _answer_segment_request(self, request, response):
         response.success = False
         if not self._active or self.segmenter is None:
             response.message = "node is not active"
@@ -448,7 +455,8 @@ class MLLMSegNode(LifecycleNode):
         for stream in self.streams:
             if settings.image_qos == "auto":
                 stream.resubscribe_image(settings, self._sensor_group)
-            silent = now - stream.last_frame_time
+            # A service call on a single-threaded executor holds back the image callbacks meanwhile: not silence.
+            silent = now - max(stream.last_frame_time, self._service_finished)
             if settings.no_image_warn_s > 0 and silent > settings.no_image_warn_s and not stream.warned:
                 stream.warned = True
                 self.get_logger().warning(f"no image for {silent:.0f} s: {stream.why_no_images()}")
@@ -484,7 +492,11 @@ class MLLMSegNode(LifecycleNode):
 def main(args=None) -> None:
     rclpy.init(args=args)
     node = MLLMSegNode()
-    executor = MultiThreadedExecutor()
+    # Single-threaded on purpose. The callbacks only hand work over (inference has its own thread), and rclpy's
+    # MultiThreadedExecutor makes large messages slow: a 0.9 MB image's round trip between two nodes took 135 ms
+    # (4 threads) to 514 ms (1 thread) against 6 ms single-threaded (benchmarks/README.md). The callback groups still
+    # let a user who composes this node into a MultiThreadedExecutor run the service beside the camera callbacks.
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     if node.get_parameter("autostart").value:
         node.trigger_configure()

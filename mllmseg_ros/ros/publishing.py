@@ -57,7 +57,7 @@ def build_array(frame, command: str, results, depth_m, intrinsics, depth_reason:
 
 
 class ResultPublisher:
-    """``<prefix>/segmentations``, ``/mask``, ``/centroid``, ``/overlay`` (built only when subscribed), ``/markers``."""
+    """``<prefix>/segmentations``, ``/mask`` and ``/overlay`` (both built only when subscribed), ``/centroid``, ``/markers``."""
 
     def __init__(self, node: Node, prefix: str) -> None:
         from visualization_msgs.msg import MarkerArray
@@ -73,11 +73,12 @@ class ResultPublisher:
 
     def publish(self, array, frame, results, with_markers: bool) -> None:
         self.segmentations.publish(array)
-        found = [r for r in results if r.found]
-        union = np.zeros(frame.rgb.shape[:2], bool)
-        for result in found:
-            union |= result.mask
-        self.mask.publish(mono8_image(union, frame.header))
+        if self.mask.get_subscription_count() > 0:  # a full-size image: not built for nobody
+            union = np.zeros(frame.rgb.shape[:2], bool)
+            for result in results:
+                if result.found:
+                    union |= result.mask
+            self.mask.publish(mono8_image(union, frame.header))
         # The first target with a valid 3D centroid: what a grasp planner or navigation goal needs.
         for segmentation in array.segmentations:
             if segmentation.centroid_3d_valid:

@@ -101,7 +101,7 @@ def evaluate_bag(
     """Run the node in this process on the bag's images/commands (topics ``image``, ``depth``, ``camera_info``,
     ``command`` after ``remap``) and score its answers. With ``overlay_dir``, the node's overlay images are saved
     there as ``<stamp>.png``. rclpy must be initialised by the caller."""
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -136,7 +136,7 @@ def evaluate_bag(
             cv2.imwrite(str(overlay_dir / f"{_stamp(msg.header):020d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
         listener.create_subscription(Image, "/mllmseg_node/overlay", on_overlay, reliable)
-    executor = MultiThreadedExecutor()
+    executor = SingleThreadedExecutor()  # as the node's main() (see there why)
     executor.add_node(node)
     executor.add_node(listener)
     spinner = threading.Thread(target=executor.spin, daemon=True)

@@ -23,10 +23,10 @@ def rej_checkpoint(tmp_path_factory):
 @pytest.fixture()
 def ros():
     """rclpy initialised for one test, an executor spinning in a thread; everything torn down afterwards."""
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
 
     rclpy.init()
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = SingleThreadedExecutor()  # as the node's main() uses (see there why)
     thread = threading.Thread(target=executor.spin, daemon=True)
     nodes = []
 

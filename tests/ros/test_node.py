@@ -1,6 +1,9 @@
 """The node in this process with a tiny model: results, headers, depth, modes, lifecycle, service, QoS."""
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -227,6 +230,38 @@ def test_segment_service(ros, make_node, seg_checkpoint):
     assert [s.expression for s in response.result.segmentations] == ["the red cup", "the blue bowl"]
     bad = client.call(Segment.Request(command="   ", use_latest_image=False, image=rgb_msg()), timeout_sec=30)
     assert not bad.success and bad.message
+
+
+def test_a_long_service_call_is_not_taken_for_a_silent_camera(ros, make_node, seg_checkpoint):
+    """The service answers on the executor's thread; frames that wait meanwhile must not trip the no-image warning."""
+    from mllmseg_ros.srv import Segment
+
+    node = make_node(seg_checkpoint, no_image_warn_s=1.5)
+    driver = ros.driver()
+    segment = node.segmenter.segment
+    node.segmenter.segment = lambda *a, **k: time.sleep(2.5) or segment(*a, **k)
+    warnings = []  # the warning asks the stream why; a new frame resets the "warned" flag, so count the asking
+    node.streams[0].why_no_images = lambda: warnings.append(1) or "test"
+    stop = threading.Event()
+
+    def camera() -> None:
+        while not stop.is_set():
+            driver.image.publish(rgb_msg())
+            time.sleep(0.1)
+
+    publisher = threading.Thread(target=camera)
+    publisher.start()
+    try:
+        assert wait_for(lambda: node.streams[0].slot.received > 0)
+        client = driver.node.create_client(Segment, "/mllmseg_node/segment")
+        assert client.wait_for_service(timeout_sec=10)
+        response = client.call(Segment.Request(command="the red cup", use_latest_image=True), timeout_sec=30)
+        assert response.success, response.message
+        time.sleep(1.2)  # the watchdog (1 s period) has run since the call
+        assert warnings == []
+    finally:
+        stop.set()
+        publisher.join()
 
 
 def test_several_cameras_share_one_model(ros, make_node, seg_checkpoint):
