@@ -60,6 +60,30 @@ def test_one_step_reduces_the_loss_on_a_fixed_batch(tmp_path):
     assert after_eval.item() < before.item()
 
 
+def test_decision_weight_reweights_only_the_seg_rej_tokens(tmp_path):
+    model, _ = new_model(TrainConfig(**TINY), tmp_path)
+    from mllmseg_ros.engine.prompt import load_chat_tokenizer
+
+    samples = [SyntheticDataset(0, 4, absent_fraction=1.0)[i] for i in range(2)]
+    input_ids, labels, attention, pixels, masks = batch = Batcher(load_chat_tokenizer(tmp_path), model.config)(samples, torch.device("cpu"))
+    model.eval()
+    with torch.no_grad():
+        _, plain = training_losses(model, batch, TrainConfig(**TINY))
+        _, weighted = training_losses(model, batch, TrainConfig(**TINY, decision_weight=4.0))
+        # Independent computation: per-token cross-entropy at every supervised position, decisions counted 4 times.
+        hidden = model.run_language_model(model.embed_inputs(input_ids, model.extract_image_features(pixels)[1]), attention)
+        rows, cols = (labels[:, 1:] != -100).nonzero(as_tuple=True)
+        targets = labels[rows, cols + 1]
+        per_token = torch.nn.functional.cross_entropy(model.language_model.lm_head(hidden[rows, cols]).float(), targets, reduction="none")
+    tokens = model.config.tokens
+    is_decision = (targets == tokens.seg) | (targets == tokens.rej)
+    assert is_decision.sum() == sum(len(s.expressions) for s in samples)
+    weights = 1.0 + 3.0 * is_decision.float()
+    assert plain["ce"] == pytest.approx(per_token.mean().item(), rel=1e-5)
+    assert weighted["ce"] == pytest.approx(((per_token * weights).sum() / weights.sum()).item(), rel=1e-5)
+    assert 0.0 <= weighted["decision_acc"] <= 1.0
+
+
 def _mean_iou(model: MLLMSegModel, folder, seeds) -> float:
     from mllmseg_ros.engine import Segmenter
     from mllmseg_ros.engine.prompt import load_chat_tokenizer
