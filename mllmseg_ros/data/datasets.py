@@ -31,11 +31,13 @@ class Sample:
 
 
 class SyntheticDataset:
-    """Scenes ``make_scene(seed)`` for seeds in [start, stop); each sample asks up to ``targets`` expressions."""
+    """Scenes ``make_scene(seed)`` for seeds in [start, stop), each sample asking several expressions about its scene
+    (``_fixed`` or, with ``varied_questions``, ``_varied``)."""
 
-    def __init__(self, start: int, stop: int, targets: int = 3, absent_fraction: float = 0.2, camera: Camera = Camera()) -> None:
+    def __init__(self, start: int, stop: int, targets: int = 3, absent_fraction: float = 0.2, camera: Camera = Camera(),
+                 varied_questions: bool = False) -> None:
         self.start, self.stop, self.targets, self.absent_fraction = start, stop, targets, absent_fraction
-        self.camera = camera
+        self.camera, self.varied_questions = camera, varied_questions
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -46,13 +48,31 @@ class SyntheticDataset:
         rng = np.random.default_rng(seed + 1_000_003)
         present = [e for e in scene.expressions if e.target is not None]
         absent = [e for e in scene.expressions if e.target is None]
+        chosen = self._varied(rng, present, absent) if self.varied_questions else self._fixed(rng, present, absent)
+        return Sample(scene.image, [e.text for e in chosen], [scene.target_mask(e) for e in chosen])
+
+    def _fixed(self, rng: np.random.Generator, present: list, absent: list) -> list:
+        """``targets`` present expressions, plus one absent one in ``absent_fraction`` of the samples (the data of the
+        shipped demo model)."""
         rng.shuffle(present)
-        count = min(self.targets, len(present)) if present else 0
-        chosen = present[:count]
+        chosen = present[: min(self.targets, len(present))]
         if absent and (not chosen or rng.random() < self.absent_fraction):
             chosen.append(absent[int(rng.integers(len(absent)))])
         rng.shuffle(chosen)
-        return Sample(scene.image, [e.text for e in chosen], [scene.target_mask(e) for e in chosen])
+        return chosen
+
+    def _varied(self, rng: np.random.Generator, present: list, absent: list) -> list:
+        """1..``targets`` expressions, each one absent with probability ``absent_fraction``: single questions and
+        absent-only conversations, what a robot is asked most, are in the data too. (A model trained on ``_fixed``
+        data never answers [REJ] when asked about one absent object alone.)"""
+        chosen = []
+        for _ in range(int(rng.integers(1, self.targets + 1))):
+            use_absent = bool(absent) and (not present or rng.random() < self.absent_fraction)
+            pool = absent if use_absent else present
+            if not pool:
+                break
+            chosen.append(pool.pop(int(rng.integers(len(pool)))))
+        return chosen
 
 
 class FolderDataset:

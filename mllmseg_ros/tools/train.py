@@ -37,6 +37,7 @@ class TrainConfig:
     train_seeds: tuple[int, int] = (0, 50_000)  # synthetic scene seeds used for training
     targets_per_sample: int = 3
     absent_fraction: float = 0.2  # share of samples that also name an object not in the scene ([REJ])
+    varied_questions: bool = False  # synthetic: 1..targets_per_sample questions, each absent with absent_fraction
     scene_size: tuple[int, int] = (320, 240)  # width, height of synthetic training images
     max_minutes: float = 0.0  # stop (and save) after this long; 0 = no limit
     steps: int = 1000
@@ -253,7 +254,7 @@ def make_dataset(cfg: TrainConfig):
         from ..data.scenes import Camera
 
         return SyntheticDataset(*cfg.train_seeds, targets=cfg.targets_per_sample, absent_fraction=cfg.absent_fraction,
-                                camera=Camera(*cfg.scene_size))
+                                camera=Camera(*cfg.scene_size), varied_questions=cfg.varied_questions)
     if cfg.data.startswith("refer:"):
         _, root, dataset = cfg.data.split(":", 2)
         return ReferDataset(root, dataset, "train")

@@ -75,6 +75,20 @@ def test_synthetic_dataset_samples_present_and_absent_targets():
     assert np.array_equal(dataset[5].image, make_scene(5).image)
 
 
+def test_varied_questions_include_single_and_absent_only_questions():
+    dataset = SyntheticDataset(0, 200, targets=3, absent_fraction=0.3, varied_questions=True)
+    samples = [dataset[i] for i in range(200)]
+    assert all(1 <= len(s.expressions) <= 3 and len(s.expressions) == len(s.masks) for s in samples)
+    assert all(len(set(s.expressions)) == len(s.expressions) for s in samples)  # no expression asked twice
+    assert {len(s.expressions) for s in samples} == {1, 2, 3}
+    present = [m.any() for s in samples for m in s.masks]
+    assert 0.2 < 1 - np.mean(present) < 0.4  # the absent share follows absent_fraction
+    # What a robot asks most: one object, present or not, alone in the conversation.
+    singles = [s.masks[0].any() for s in samples if len(s.expressions) == 1]
+    assert any(singles) and not all(singles)
+    assert np.array_equal(dataset[5].image, make_scene(5).image)
+
+
 def test_custom_camera():
     scene = make_scene(1, Camera(width=160, height=120))
     assert scene.image.shape == (120, 160, 3) and scene.objects[0].mask.shape == (120, 160)
