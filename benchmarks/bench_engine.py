@@ -97,7 +97,7 @@ def main() -> None:
     # New frames made before any timing (drawing a random 1280 x 720 frame takes ~10 ms, as long as a 1B GPU forward's
     # LLM); eight are cycled, so every timed call sees another frame than the call before.
     pool = [rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8) for _ in range(8)]
-    frames = (pool[i % len(pool)] for i in itertools.count())
+    frames = itertools.cycle(pool)
     with tempfile.TemporaryDirectory() as folder:
         seg = build_segmenter(args.shape, DTYPES[args.dtype], args.device, Path(folder), args.compile)
         seg.synchronize_timings = True

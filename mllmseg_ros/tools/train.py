@@ -169,11 +169,9 @@ def training_losses(model: MLLMSegModel, batch, cfg: TrainConfig) -> tuple[torch
     rows, cols = (labels[:, 1:] != IGNORE).nonzero(as_tuple=True)
     logits = model.language_model.lm_head(hidden[rows, cols]).float()
     targets = labels[rows, cols + 1]
-    if cfg.decision_weight == 1.0:
-        ce = F.cross_entropy(logits, targets)
-    else:
-        weights = torch.where((targets == tokens.seg) | (targets == tokens.rej), cfg.decision_weight, 1.0)
-        ce = (F.cross_entropy(logits, targets, reduction="none") * weights).sum() / weights.sum()
+    decisions = (targets == tokens.seg) | (targets == tokens.rej)
+    weights = torch.where(decisions, cfg.decision_weight, 1.0)  # all 1.0 by default: the plain mean, as official
+    ce = (F.cross_entropy(logits, targets, reduction="none") * weights).sum() / weights.sum()
     # Masks for the [SEG] answers, from the hidden state before each [SEG].
     seg_rows, seg_cols = (input_ids == tokens.seg).nonzero(as_tuple=True)
     context = model.res_decoder.encode_image(vit_features, model.image_states_from_hidden(input_ids, hidden))
@@ -191,7 +189,6 @@ def training_losses(model: MLLMSegModel, batch, cfg: TrainConfig) -> tuple[torch
         correct = logits.argmax(-1) == targets
         answer_ok = correct.float().mean().item()
         # The [SEG]/[REJ] tokens alone: the answer accuracy above is dominated by the echoed expressions.
-        decisions = (targets == tokens.seg) | (targets == tokens.rej)
         decision_ok = correct[decisions].float().mean().item() if decisions.any() else float("nan")
     stats = {"loss": loss.detach().item(), "ce": ce.detach().item(), "focal": focal.item(), "dice": dice.item(), "iou": iou,
              "answer_acc": answer_ok, "decision_acc": decision_ok}
