@@ -6,11 +6,10 @@ frame only. ``encode`` computes that once per frame; each ``query`` then runs th
 and the decoder's per-query stages. The first question on a new frame (``encode_and_query``) runs prefix and suffix in
 one LLM pass and keeps the prefix's part of the KV cache: on a GPU, where a pass of a small LLM costs its kernel
 launches more than its arithmetic, two passes would cost nearly twice one. The uncached path (``cache=False``) runs the
-official full prompt and nothing is kept; all three give the same results.
+official full prompt through ``forward_ids`` and keeps no per-frame state; all three give the same results.
 """
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,9 +104,6 @@ class Segmenter:
         self.last_timings: dict[str, float] = {}
         # On a GPU, kernels run asynchronously: set this to synchronise at every stage boundary for exact stage times.
         self.synchronize_timings = False
-        backbone_params = inspect.signature(model.language_model.model.forward).parameters
-        # transformers 5 renamed past_key_values -> cache
-        self._cache_kwarg = "cache" if "cache" in backbone_params else "past_key_values"
 
     @classmethod
     def from_pretrained(
@@ -194,12 +190,10 @@ class Segmenter:
         return rgb, vit_features, image_embeds
 
     def _run_llm(self, ids: torch.Tensor, image_embeds: torch.Tensor) -> tuple[torch.Tensor, DynamicCache]:
-        """The LLM over ``ids`` (B x T, image tokens filled from ``image_embeds``): hidden states and the KV cache of
-        the prompt prefix only (whatever came after it is cropped off)."""
-        model = self.model
-        cache = DynamicCache(config=model.language_model.config)
-        embeds = model.embed_inputs(ids, image_embeds)
-        hidden = model.language_model.model(inputs_embeds=embeds, use_cache=True, **{self._cache_kwarg: cache}).last_hidden_state
+        """The LLM over ``ids`` (B x T, image tokens filled from ``image_embeds``): hidden states (up to the last
+        [SEG] slot, ``MLLMSegModel.run_prompt``) and the KV cache of the prompt prefix only (whatever came after it is
+        cropped off)."""
+        hidden, cache = self.model.run_prompt(ids, image_embeds, keep_cache=True)
         self._crop_to_prefix(cache)
         return hidden, cache
 
@@ -275,12 +269,11 @@ class Segmenter:
         positions = torch.arange(prefix_length, prefix_length + suffix_ids.shape[1], device=self.model.device)
         model = self.model
         try:
-            hidden = model.language_model.model(
-                inputs_embeds=model.language_model.embed_tokens(suffix_ids),
+            hidden = model.language_model(
+                model.language_model.embed_tokens(suffix_ids),
                 position_ids=positions.expand(len(lengths), -1),
-                use_cache=True,
-                **{self._cache_kwarg: frames.cache},
-            ).last_hidden_state
+                cache=frames.cache,
+            )
         finally:
             self._crop_to_prefix(frames.cache)  # drop the suffix so the frame's cache serves the next question
         hidden = torch.cat([frames.prefix_last_hidden[:, None], hidden], dim=1)  # index p holds the state at p-1
@@ -391,7 +384,7 @@ class Segmenter:
 
     @torch.inference_mode()
     def segment_uncached(self, image: np.ndarray, expressions: Sequence[str] | str, color: str = "rgb") -> list[SegmentationResult]:
-        """The official path: the whole prompt in one forward pass, nothing reused."""
+        """The official path: the whole prompt in one ``forward_ids`` pass, no per-frame state kept."""
         expressions = self._validate_expressions(expressions)
         rgb = as_rgb(image, color)
         out = self.model.forward_ids(preprocess(rgb, self.config.image_size), self.prompt_ids(expressions))

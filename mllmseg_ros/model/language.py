@@ -6,9 +6,11 @@ position: ~150k x 300 on the 1B model).
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
-from transformers import LlamaModel, PretrainedConfig, Qwen2Model
+from transformers import DynamicCache, LlamaModel, PretrainedConfig, Qwen2Model
 
 BACKBONES = {"qwen2": Qwen2Model, "internlm2": LlamaModel}
 
@@ -23,6 +25,12 @@ class LanguageModel(nn.Module):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
+        # transformers 5 renamed the backbone's ``past_key_values`` argument to ``cache``; accept either.
+        backbone_params = inspect.signature(BACKBONES[family].forward).parameters
+        self._cache_argument = "cache" if "cache" in backbone_params else "past_key_values"
+
+    def new_cache(self) -> DynamicCache:
+        return DynamicCache(config=self.config)
 
     @property
     def embed_tokens(self) -> nn.Embedding:
@@ -33,7 +41,17 @@ class LanguageModel(nn.Module):
         inputs_embeds: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
+        cache: DynamicCache | None = None,
     ) -> torch.Tensor:
-        """inputs_embeds B x T x H -> last hidden states B x T x H (after the final norm)."""
-        out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+        """inputs_embeds B x T x H -> last hidden states B x T x H (after the final norm).
+
+        With ``cache`` (holding P earlier tokens) the T tokens continue it, at positions P.. unless ``position_ids``
+        says otherwise, and their keys and values are appended to it."""
+        out = self.model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=cache is not None,
+            **{self._cache_argument: cache},
+        )
         return out.last_hidden_state

@@ -7,6 +7,10 @@ does; no text is generated. Two details the released weights were trained with a
   before [SEG]) and for the image (the ``<img>`` token plus the first n-1 ``<IMG_CONTEXT>`` tokens);
 * the [SEG]/[REJ] decision at an answer slot p is argmax(logits[p-1]) == [REJ] id. It does not change which masks are
   made: one mask per [SEG] in the input ids.
+
+Work the official pass does and this one leaves out, with the same results: the vocabulary head everywhere but at the
+decision positions, the LLM over the tokens from the last [SEG]/[REJ] on (nothing reads their states), and, on the CPU,
+the LLM over the prompt's opening text, which is the same on every call (``prefix_cache.py``).
 """
 from __future__ import annotations
 
@@ -15,10 +19,12 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from transformers import DynamicCache
 
 from .configuration import MLLMSegConfig
 from .language import LanguageModel
 from .mask_decoder import ImageContext, MaskDecoder
+from .prefix_cache import TextPrefixCache
 from .vision import InternVisionModel, build_projector, pixel_shuffle
 
 
@@ -32,7 +38,8 @@ class MLLMSegOutput:
     decision_logits: list[torch.Tensor]  # n_slots x V float32, LLM logits at p-1 of each slot
     vit_features: torch.Tensor  # B x N x Cv, ViT patch features (class token dropped)
     image_embeds: torch.Tensor  # B x n_img x H, projector output placed at the <IMG_CONTEXT> positions
-    llm_hidden_states: torch.Tensor  # B x T x H, LLM last hidden states (after the final norm)
+    llm_hidden_states: torch.Tensor  # B x L x H, LLM last hidden states (after the final norm) of the first L positions,
+    # L = the position of the last [SEG]/[REJ] slot (later positions are not computed)
     seg_states: list[torch.Tensor] = field(default_factory=list)  # n_seg x H, hidden states used as queries
     image_states: torch.Tensor | None = None  # B x n_img x H, hidden states used as the LLM image features
 
@@ -45,6 +52,11 @@ class MLLMSegModel(nn.Module):
         self.mlp1 = build_projector(config)
         self.language_model = LanguageModel(config.llm_family, config.llm)
         self.res_decoder = MaskDecoder(config)
+        # Reuse the LLM state of the prompt's opening text across calls (prefix_cache.py). None: on the CPU only. On a
+        # GPU a small LLM's pass costs its kernel launches more than its arithmetic, so leaving 20 tokens out of 300
+        # saves little there, while seeding the cache adds two copies per layer.
+        self.reuse_text_prefix: bool | None = None
+        self.text_prefix = TextPrefixCache()
         self.eval()  # inference by default (the decoder has dropout and BatchNorm); training calls .train()
 
     # --- loading ------------------------------------------------------------------------------------------------
@@ -104,6 +116,58 @@ class MLLMSegModel(nn.Module):
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         return self.language_model(inputs_embeds, attention_mask=attention_mask, position_ids=position_ids)
 
+    def run_prompt(
+        self,
+        input_ids: torch.Tensor,
+        image_embeds: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        keep_cache: bool = False,
+    ) -> tuple[torch.Tensor, DynamicCache | None]:
+        """The LLM over prompts for inference: (hidden states B x L x H of the first L positions, the KV cache of those
+        L positions if ``keep_cache``).
+
+        L is the position of the last [SEG]/[REJ] slot (the whole prompt for rows without one): the decision and the
+        query of slot p read position p-1, and nothing reads later ones. The opening text comes from
+        ``self.text_prefix`` when ``reuse_text_prefix`` allows and every row starts with the same ids.
+        """
+        embeds = self.embed_inputs(input_ids, image_embeds)  # B x T x H; checks the image tokens
+        length = self.positions_read(input_ids)
+        embeds, input_ids = embeds[:, :length], input_ids[:, :length]
+        if attention_mask is not None and not bool(attention_mask[:, :length].all()):
+            if keep_cache:
+                raise ValueError("keep_cache needs unpadded prompts (no attention mask)")
+            return self.run_language_model(embeds, attention_mask[:, :length]), None
+        start = self.reusable_opening_length(input_ids)
+        if start == 0:
+            cache = self.language_model.new_cache() if keep_cache else None
+            return self.language_model(embeds, cache=cache), cache
+        batch = input_ids.shape[0]
+        cache, opening_hidden = self.text_prefix.seed(self.language_model, input_ids[0, :start], embeds[:1, :start], batch)
+        hidden = self.language_model(embeds[:, start:], cache=cache)  # positions start.. follow from the cache
+        return torch.cat([opening_hidden.expand(batch, -1, -1), hidden], dim=1), (cache if keep_cache else None)
+
+    def positions_read(self, input_ids: torch.Tensor) -> int:
+        """Number of leading positions whose hidden states are read: those before the last slot or image token (whose
+        p-1 is read); all positions of a row without a slot."""
+        tokens = self.config.tokens
+        total = input_ids.shape[1]
+        is_slot = (input_ids == tokens.seg) | (input_ids == tokens.rej)
+        is_read = is_slot | (input_ids == tokens.img_context)
+        last_read = total - 1 - is_read.flip(1).int().argmax(dim=1)  # B
+        return int(torch.where(is_slot.any(dim=1), last_read, total).max())
+
+    def reusable_opening_length(self, input_ids: torch.Tensor) -> int:
+        """Length of the text before the first image token if it may come from ``text_prefix``, else 0."""
+        reuse = self.reuse_text_prefix
+        if reuse is None:
+            reuse = self.device.type == "cpu"
+        if not reuse or self.training:
+            return 0
+        start = int((input_ids == self.config.tokens.img_context).int().argmax(dim=1).min())
+        if start == 0 or not bool((input_ids[:, :start] == input_ids[:1, :start]).all()):
+            return 0
+        return start
+
     def decision_logits_at(self, hidden: torch.Tensor) -> torch.Tensor:
         """Vocabulary logits for a few hidden states only: n x H -> n x V (float32)."""
         return self.language_model.lm_head(hidden).float()
@@ -133,7 +197,7 @@ class MLLMSegModel(nn.Module):
         if attention_mask is not None:
             attention_mask = attention_mask.to(self.device)
         vit_features, image_embeds = self.extract_image_features(pixel_values)
-        hidden = self.run_language_model(self.embed_inputs(input_ids, image_embeds), attention_mask)
+        hidden, _ = self.run_prompt(input_ids, image_embeds, attention_mask)
         image_states = self.image_states_from_hidden(input_ids, hidden)
         context = self.res_decoder.encode_image(vit_features, image_states)
 
