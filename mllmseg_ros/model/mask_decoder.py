@@ -212,7 +212,22 @@ class MaskDecoder(nn.Module):
         # Unfold each cell's P*P channels into its P x P pixels: n x 1 x g*P x g*P.
         tiles = tiles.permute(0, 2, 3, 1).reshape(n, self.grid, self.grid, self.patch, self.patch)
         pixels = tiles.permute(0, 1, 3, 2, 4).reshape(n, 1, self.grid * self.patch, self.grid * self.patch)
-        return self.conv2(pixels).squeeze(1)
+        return self._refine(pixels)  # n x S x S
+
+    def _refine(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``conv2`` over n one-channel maps (n x 1 x S x S -> n x S x S), run as ONE depthwise convolution of an
+        n-channel map: the same sums per pixel, but oneDNN's one-channel convolution with a batch above 1 is slow on the
+        CPU (forward 20 ms vs 8 ms for 4 maps of 448 px, backward 8x slower while training)."""
+        n, _, height, width = pixels.shape
+        weight, bias = self.conv2.weight, self.conv2.bias
+        grouped = F.conv2d(
+            pixels.reshape(1, n, height, width),
+            weight.expand(n, -1, -1, -1),
+            bias.expand(n),
+            padding=self.conv2.padding,
+            groups=n,
+        )
+        return grouped.reshape(n, height, width)
 
     def forward(
         self, vit_features: torch.Tensor, llm_image_states: torch.Tensor, seg_states: torch.Tensor, image_index: torch.Tensor
