@@ -143,8 +143,11 @@ def _solid_points(obj: SceneObject) -> tuple[np.ndarray, np.ndarray | None]:
     return body, _circle(obj.x, height, obj.z, r)
 
 
-def _draw_object(obj: SceneObject, camera: Camera, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
-    """(mask H x W bool, colour layer H x W x 3 float, depth in m) of one object in isolation."""
+def _draw_object(
+    obj: SceneObject, camera: Camera, rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[int, np.ndarray], float]:
+    """(mask H x W bool, (first row, colour of the object's rows: rows x W x 3 float), depth in m) of one object in
+    isolation."""
     h, w = camera.height, camera.width
     mask = np.zeros((h, w), np.uint8)
     top_mask = np.zeros((h, w), np.uint8)
@@ -166,23 +169,26 @@ def _draw_object(obj: SceneObject, camera: Camera, rng: np.random.Generator) -> 
             (u, v), = camera.project(np.array([[obj.x + width * 0.55, height * 0.55, obj.z]]))
             size = max(1, int(round(camera.focal * height * 0.22 / depth)))
             cv2.ellipse(mask, (int(round(u)), int(round(v))), (max(1, size // 2), size), 0, 0, 360, 1, max(1, size // 3))
-    ys, xs = np.nonzero(mask)
-    layer = np.zeros((h, w, 3), np.float32)
-    if len(ys):
+    rows = np.flatnonzero(mask.any(axis=1))
+    # The colour layer covers only the object's rows (its pixels are all the caller copies).
+    y0, y1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
+    layer = np.zeros((y1 - y0, w, 3), np.float32)
+    if len(rows):
         # Light from above: brighter at the top of the object, darker at the bottom, plus a lighter or darker top face.
-        y0, y1 = ys.min(), ys.max() + 1
         shade = np.linspace(1.12, 0.72, max(1, y1 - y0))[:, None, None]
-        layer[y0:y1] = base_colour * shade
+        layer[:] = base_colour * shade
         face = 0.65 if obj.cls in ("cup", "bowl") else 1.18  # openings look dark, lids and plate tops light
-        layer[top_mask.astype(bool)] *= face
+        layer[top_mask[y0:y1].astype(bool)] *= face
         layer *= rng.uniform(0.9, 1.1)
-    return mask.astype(bool), layer, depth
+    return mask.astype(bool), (y0, layer), depth
 
 
 def _background(camera: Camera, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Table and wall colour (H x W x 3 float) and their depth along the optical axis (H x W float, m)."""
     h, w, f = camera.height, camera.width, camera.focal
-    v, u = np.mgrid[0:h, 0:w].astype(np.float32)
+    # Everything but the wood grain depends on the row only: computed per row (H x 1) and broadcast over the columns.
+    v = np.arange(h, dtype=np.float32)[:, None]
+    u = np.arange(w, dtype=np.float32)[None, :]
     dy = (v - (h - 1) / 2) / f  # the ray's vertical slope; its lateral slope does not change where it meets the table
     c, s = math.cos(CAMERA_PITCH), math.sin(CAMERA_PITCH)
     world_y, world_z = -dy * c - s, -dy * s + c  # world direction of each pixel's ray (optical z = 1)
@@ -190,7 +196,7 @@ def _background(camera: Camera, rng: np.random.Generator) -> tuple[np.ndarray, n
         t_table = np.where(world_y < 0, -CAMERA_HEIGHT / world_y, np.inf)
         t_wall = np.where(world_z > 0, WALL_Z / world_z, np.inf)
     on_table = (t_table * world_z <= WALL_Z) & np.isfinite(t_table)
-    depth = np.where(on_table, t_table, t_wall)
+    depth = np.broadcast_to(np.where(on_table, t_table, t_wall), (h, w)).copy()
     wood = np.array([150, 105, 65], np.float32) * rng.uniform(0.8, 1.2, 3)
     wall = np.array([205, 205, 210], np.float32) * rng.uniform(0.85, 1.1)
     grain = 1 + 0.06 * np.sin(u / rng.uniform(3, 9) + rng.uniform(0, 6))[..., None]
@@ -224,10 +230,11 @@ def make_scene(seed: int, camera: Camera = Camera(), min_objects: int = 3, max_o
     occupied = np.zeros((camera.height, camera.width), bool)
     drawn = [(obj, *_draw_object(obj, camera, rng)) for obj in objects]
     # Near to far: a pixel belongs to the nearest object covering it.
-    for obj, mask, layer, obj_depth in sorted(drawn, key=lambda item: item[3]):
+    for obj, mask, (first_row, layer), obj_depth in sorted(drawn, key=lambda item: item[3]):
         visible = mask & ~occupied
         obj.mask, obj.full_area = visible, int(mask.sum())
-        colour[visible] = layer[visible]
+        rows = slice(first_row, first_row + len(layer))
+        colour[rows][visible[rows]] = layer[visible[rows]]
         depth[visible] = obj_depth
         occupied |= mask
     brightness = rng.uniform(0.8, 1.15)
@@ -240,16 +247,14 @@ def make_scene(seed: int, camera: Camera = Camera(), min_objects: int = 3, max_o
 
 
 # --- language -------------------------------------------------------------------------------------------------------
-def _centre_u(obj: SceneObject) -> float:
-    return float(np.nonzero(obj.mask)[1].mean())
-
-
 def referring_expressions(scene: Scene, rng: np.random.Generator) -> list[Expression]:
     """Unambiguous expressions for the visible objects, of several kinds, plus a few naming absent objects."""
     objects = scene.objects
     names = [o.name for o in objects]
     classes = [o.cls for o in objects]
     targets = [i for i, o in enumerate(objects) if o.visible_fraction >= MIN_VISIBLE and o.mask.sum() >= 30]
+    # Mean column of each object's visible pixels (NaN for an object hidden entirely behind nearer ones).
+    centre_u = [float(np.nonzero(o.mask)[1].mean()) if o.mask.any() else math.nan for o in objects]
     found: list[Expression] = []
 
     def add(text: str, target: int | None, kind: str) -> None:
@@ -264,11 +269,12 @@ def referring_expressions(scene: Scene, rng: np.random.Generator) -> list[Expres
         if len(same_class) == 1:
             add(f"the {obj.cls}", i, "class")
             continue
-        us = sorted((_centre_u(objects[j]), j) for j in same_class)
+        # Left/right among the objects of the class that show at least one pixel: a fully hidden one has no centre.
+        us = sorted((centre_u[j], j) for j in same_class if not math.isnan(centre_u[j]))
         margin = SPATIAL_MARGIN * scene.camera.width
-        if us[0][1] == i and us[1][0] - us[0][0] >= margin:
+        if len(us) >= 2 and us[0][1] == i and us[1][0] - us[0][0] >= margin:
             add(f"the {obj.cls} on the left", i, "spatial")
-        if us[-1][1] == i and us[-1][0] - us[-2][0] >= margin:
+        if len(us) >= 2 and us[-1][1] == i and us[-1][0] - us[-2][0] >= margin:
             add(f"the {obj.cls} on the right", i, "spatial")
         zs = sorted((objects[j].z, j) for j in same_class)
         if zs[0][1] == i and zs[1][0] - zs[0][0] >= NEAREST_MARGIN:

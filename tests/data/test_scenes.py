@@ -48,6 +48,18 @@ def test_scene_consistency(seed):
         assert expression.command.endswith(expression.text)
 
 
+@pytest.mark.parametrize("seed", [*SEEDS, 166, 891])  # 166, 891: a ball / a bottle hidden entirely behind others
+def test_left_and_right_name_the_outermost_visible_object_of_the_class(seed):
+    scene = make_scene(seed)
+    for expression in scene.expressions:
+        if expression.kind != "spatial":
+            continue
+        target = scene.objects[expression.target]
+        columns = {i: np.nonzero(o.mask)[1].mean() for i, o in enumerate(scene.objects) if o.cls == target.cls and o.mask.any()}
+        pick = min if expression.text.endswith("on the left") else max
+        assert pick(columns, key=columns.get) == expression.target, expression.text
+
+
 def test_every_expression_kind_occurs():
     kinds = {e.kind for seed in range(60) for e in make_scene(seed).expressions}
     assert kinds == {"colour", "class", "spatial", "nearest", "size", "relational", "absent"}
