@@ -56,6 +56,7 @@ def small_config_dict(
     llm_width: int = 64,
     llm_layers: int = 2,
     decoder_ffn: int | None = None,
+    decoder_dropout: float = 0.1,
 ) -> dict:
     """An official-layout config.json for a small model (Qwen2 LLM); the decoder width follows the ViT width."""
     return {
@@ -73,7 +74,8 @@ def small_config_dict(
             "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_act": "silu", "rms_norm_eps": 1e-6,
             "rope_theta": 1000000.0, "max_position_embeddings": 4096, "tie_word_embeddings": False,
         },
-        "mllmseg_decoder": {"width": vision_width, "num_heads": 4, "ffn_dim": decoder_ffn or vision_width},
+        "mllmseg_decoder": {"width": vision_width, "num_heads": 4, "ffn_dim": decoder_ffn or vision_width,
+                            "dropout": decoder_dropout},
     }
 
 

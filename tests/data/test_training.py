@@ -145,3 +145,15 @@ def test_folder_dataset(tmp_path):
 def test_unknown_option_is_rejected():
     with pytest.raises(ValueError, match="unknown training options"):
         TrainConfig.from_dict({"stepz": 3})
+
+
+def test_decoder_dropout_is_a_model_option(tmp_path):
+    def dropouts(model):
+        decoder = model.res_decoder
+        return {m.p for m in decoder.modules() if isinstance(m, torch.nn.Dropout)} | {
+            m.dropout for m in decoder.modules() if isinstance(m, torch.nn.MultiheadAttention)}
+
+    official, _ = new_model(TrainConfig(**TINY), tmp_path / "official")
+    assert dropouts(official) == {0.1}
+    model, config_dict = new_model(TrainConfig(**TINY, decoder_dropout=0.0), tmp_path / "none")
+    assert dropouts(model) == {0.0} and config_dict["mllmseg_decoder"]["dropout"] == 0.0
