@@ -37,6 +37,8 @@ def main() -> None:
     summary["seconds"] = time.perf_counter() - started
     for key, target in TARGETS.items():
         print(f"{key:22} {summary[key]:.3f}  (target >= {target}: {'met' if summary[key] >= target else 'NOT met'})")
+    print(f"{'':22} {summary['largest_part_centroid_within_10px']:.3f}  centroid of the mask's largest connected part "
+          "within 10 px (the node's centroid_of_largest_component)")
     print(f"{summary['present_targets']} present / {summary['all_targets']} targets in {args.scenes} scenes, "
           f"{summary['seconds']:.0f} s; mIoU by kind: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["mIoU_by_kind"].items()))
     if args.json:
