@@ -62,15 +62,18 @@ def preprocess(image_rgb: np.ndarray, size: int) -> torch.Tensor:
 def preprocess_batch(images_rgb: list[np.ndarray], size: int, device: torch.device) -> torch.Tensor:
     """B frames -> B x 3 x size x size float32 pixel_values on ``device``, equal to ``preprocess`` bit for bit.
 
-    On a GPU only the resize runs on the host: the uint8 frames travel (a quarter of the bytes) and the normalisation
-    runs there, the same float32 operations in the same order.
+    On a GPU the whole preprocessing runs there: the uint8 frames travel (a quarter of the bytes of float32 pixels),
+    Pillow's resize is reproduced exactly by ``pil_resize``, and the normalisation is the same float32 operations in
+    the same order.
     """
-    if device.type == "cpu":  # numpy is faster than torch's CPU kernels for this small elementwise work
+    if device.type == "cpu":  # numpy and Pillow are faster than torch's CPU kernels for this work
         return torch.cat([preprocess(image, size) for image in images_rgb])
-    resized = torch.from_numpy(np.stack([resize_for_model(image, size) for image in images_rgb]))  # B x S x S x 3
+    from .pil_resize import pil_bicubic_resize
+
+    resized = torch.stack([pil_bicubic_resize(torch.from_numpy(image).to(device), size, size) for image in images_rgb])
     # A tensor divisor, not the number: CUDA turns division by a host scalar into a multiplication by its inverse,
     # which rounds differently from the official division.
-    pixels = resized.to(device).float() / torch.full((1,), 255.0, device=device)
+    pixels = resized.float() / torch.full((1,), 255.0, device=device)
     mean = torch.from_numpy(IMAGENET_MEAN).to(device)
     std = torch.from_numpy(IMAGENET_STD).to(device)
     return ((pixels - mean) / std).permute(0, 3, 1, 2).contiguous()
