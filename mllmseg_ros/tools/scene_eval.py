@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.scenes import make_scene
-from ..engine.postprocess import largest_component
+from ..engine.postprocess import mask_geometry
 
 HELD_OUT_START = 5_000_000  # training uses seeds below 1,000,000
 CENTROID_TOLERANCE_PX = 10.0
@@ -64,7 +64,6 @@ def evaluate_scenes(segmenter, scenes: int, start: int = HELD_OUT_START, per_sce
                 scores.largest_part_errors.append(float("inf"))
             else:
                 scores.centroid_errors.append(float(np.linalg.norm(np.array(result.centroid) - centre)))
-                part_ys, part_xs = np.nonzero(largest_component(predicted))
-                part_centre = np.array([part_xs.mean(), part_ys.mean()])
+                part_centre = np.array(mask_geometry(predicted, centroid_of_largest_component=True).centroid)
                 scores.largest_part_errors.append(float(np.linalg.norm(part_centre - centre)))
     return scores

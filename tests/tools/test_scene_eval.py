@@ -17,7 +17,8 @@ class TruthWithAStrayBlob:
     farthest from it."""
 
     def __init__(self) -> None:
-        self.scenes = {make_scene(seed).image.tobytes(): make_scene(seed) for seed in range(START, START + SCENES)}
+        scenes = [make_scene(seed) for seed in range(START, START + SCENES)]
+        self.scenes = {scene.image.tobytes(): scene for scene in scenes}
 
     def segment(self, image, expressions):
         scene = self.scenes[image.tobytes()]
