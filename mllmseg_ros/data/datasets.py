@@ -35,9 +35,10 @@ class SyntheticDataset:
     (``_fixed`` or, with ``varied_questions``, ``_varied``)."""
 
     def __init__(self, start: int, stop: int, targets: int = 3, absent_fraction: float = 0.2, camera: Camera = Camera(),
-                 varied_questions: bool = False) -> None:
+                 varied_questions: bool = False, single_question_fraction: float = 0.0) -> None:
         self.start, self.stop, self.targets, self.absent_fraction = start, stop, targets, absent_fraction
         self.camera, self.varied_questions = camera, varied_questions
+        self.single_question_fraction = single_question_fraction
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -52,13 +53,18 @@ class SyntheticDataset:
         return Sample(scene.image, [e.text for e in chosen], [scene.target_mask(e) for e in chosen])
 
     def _fixed(self, rng: np.random.Generator, present: list, absent: list) -> list:
-        """``targets`` present expressions, plus one absent one in ``absent_fraction`` of the samples (the data of the
-        shipped demo model)."""
+        """``targets`` present expressions, plus one absent one in ``absent_fraction`` of the samples; or, in
+        ``single_question_fraction`` of the samples, one question alone (absent with probability ``absent_fraction``),
+        as a robot asks. The extra draw comes last, so with 0 the samples are those of the earlier data exactly."""
         rng.shuffle(present)
         chosen = present[: min(self.targets, len(present))]
         if absent and (not chosen or rng.random() < self.absent_fraction):
             chosen.append(absent[int(rng.integers(len(absent)))])
         rng.shuffle(chosen)
+        if self.single_question_fraction and rng.random() < self.single_question_fraction:
+            use_absent = bool(absent) and (not present or rng.random() < self.absent_fraction)
+            pool = absent if use_absent else present
+            chosen = [pool[int(rng.integers(len(pool)))]] if pool else chosen
         return chosen
 
     def _varied(self, rng: np.random.Generator, present: list, absent: list) -> list:

@@ -38,6 +38,7 @@ class TrainConfig:
     targets_per_sample: int = 3
     absent_fraction: float = 0.2  # share of samples that also name an object not in the scene ([REJ])
     varied_questions: bool = False  # synthetic: 1..targets_per_sample questions, each absent with absent_fraction
+    single_question_fraction: float = 0.0  # synthetic, fixed questions: share of samples asking one question alone
     scene_size: tuple[int, int] = (320, 240)  # width, height of synthetic training images
     max_minutes: float = 0.0  # stop (and save) after this long; 0 = no limit
     steps: int = 1000
@@ -254,7 +255,8 @@ def make_dataset(cfg: TrainConfig):
         from ..data.scenes import Camera
 
         return SyntheticDataset(*cfg.train_seeds, targets=cfg.targets_per_sample, absent_fraction=cfg.absent_fraction,
-                                camera=Camera(*cfg.scene_size), varied_questions=cfg.varied_questions)
+                                camera=Camera(*cfg.scene_size), varied_questions=cfg.varied_questions,
+                                single_question_fraction=cfg.single_question_fraction)
     if cfg.data.startswith("refer:"):
         _, root, dataset = cfg.data.split(":", 2)
         return ReferDataset(root, dataset, "train")

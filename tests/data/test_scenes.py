@@ -104,3 +104,21 @@ def test_varied_questions_include_single_and_absent_only_questions():
 def test_custom_camera():
     scene = make_scene(1, Camera(width=160, height=120))
     assert scene.image.shape == (120, 160, 3) and scene.objects[0].mask.shape == (120, 160)
+
+
+def test_single_questions_mixed_into_the_fixed_data_leave_the_other_samples_unchanged():
+    fixed = SyntheticDataset(0, 300, targets=3, absent_fraction=0.3)
+    mixed = SyntheticDataset(0, 300, targets=3, absent_fraction=0.3, single_question_fraction=0.4)
+    singles = []
+    for i in range(300):
+        before, after = fixed[i], mixed[i]
+        if len(after.expressions) == 1 and len(before.expressions) > 1:
+            singles.append(after.masks[0].any())
+            # One of the scene's own expressions (a present one or an absent name), not a new scene.
+            scene = make_scene(i)
+            assert after.expressions[0] in {e.text for e in scene.expressions}
+            assert np.array_equal(after.image, before.image)
+        else:  # the extra draw comes last: every other sample is exactly the earlier data's
+            assert after.expressions == before.expressions
+    assert 0.3 * 300 < len(singles) < 0.5 * 300
+    assert 0.15 < 1 - np.mean(singles) < 0.45  # lone absent questions, at about absent_fraction
