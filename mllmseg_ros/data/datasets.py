@@ -62,10 +62,16 @@ class SyntheticDataset:
             chosen.append(absent[int(rng.integers(len(absent)))])
         rng.shuffle(chosen)
         if self.single_question_fraction and rng.random() < self.single_question_fraction:
-            use_absent = bool(absent) and (not present or rng.random() < self.absent_fraction)
-            pool = absent if use_absent else present
-            chosen = [pool[int(rng.integers(len(pool)))]] if pool else chosen
+            pool = self._question_pool(rng, present, absent)
+            if pool:
+                chosen = [pool[int(rng.integers(len(pool)))]]
         return chosen
+
+    def _question_pool(self, rng: np.random.Generator, present: list, absent: list) -> list:
+        """Where the next question comes from: the absent names with probability ``absent_fraction`` (always when
+        nothing is present), otherwise the present expressions."""
+        use_absent = bool(absent) and (not present or rng.random() < self.absent_fraction)
+        return absent if use_absent else present
 
     def _varied(self, rng: np.random.Generator, present: list, absent: list) -> list:
         """1..``targets`` expressions, each one absent with probability ``absent_fraction``: single questions and
@@ -73,8 +79,7 @@ class SyntheticDataset:
         data never answers [REJ] when asked about one absent object alone.)"""
         chosen = []
         for _ in range(int(rng.integers(1, self.targets + 1))):
-            use_absent = bool(absent) and (not present or rng.random() < self.absent_fraction)
-            pool = absent if use_absent else present
+            pool = self._question_pool(rng, present, absent)
             if not pool:
                 break
             chosen.append(pool.pop(int(rng.integers(len(pool)))))
