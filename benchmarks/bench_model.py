@@ -4,7 +4,8 @@
 Random weights, model shapes of the released checkpoints, a prompt of realistic length; nothing is downloaded.
 "official" runs the same model and the same stage methods, with the official code's extra costs put back: the LLM
 over the whole prompt on every call, the vocabulary head over every position of the sequence, and the decoder's
-image-only part recomputed for each expression.
+image-only part recomputed for each expression. On a GPU, "ours" end to end replays CUDA graphs of the ViT and LLM
+passes (``model/cuda_graphs.py``; off with --no-cuda-graphs); the stage times of every path come from eager passes.
 
     .venv/bin/python benchmarks/bench_model.py --shapes tiny,1b --dtypes fp32,bf16 --expressions 1,4 --json out.json
 """
@@ -262,8 +263,14 @@ def bench_case(model: MLLMSegModel, expressions: int, device: torch.device, warm
     runs = {"ours": Runs(), "official": Runs(), "published": Runs()}
 
     def staged(path: str) -> tuple[torch.Tensor, torch.Tensor]:
+        # Stage boundaries exist only in eager passes: a CUDA graph replays a whole stage at once, hooks and all
+        # skipped. So every staged run is eager; "ours" end to end (forward_ids) replays graphs where the model would.
         clock = LapClock(device)
-        result = staged_forward(model, pixels, ids, path != "ours", clock)
+        graphs, model.use_cuda_graphs = model.use_cuda_graphs, False
+        try:
+            result = staged_forward(model, pixels, ids, path != "ours", clock)
+        finally:
+            model.use_cuda_graphs = graphs
         for stage, seconds in clock.laps.items():
             runs[path].stages_s[stage].append(seconds)
         return result
@@ -339,6 +346,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="timed runs per case, median reported (default 3 on cpu, 10 on cuda)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs per case and path")
     parser.add_argument("--expressions", default="1,4", help="comma list of expression counts per prompt")
+    parser.add_argument("--no-cuda-graphs", action="store_true", help="on a GPU, ours end to end without CUDA graphs")
     parser.add_argument("--json", type=Path, help="write every number and the machine info here")
     args = parser.parse_args()
 
@@ -366,6 +374,7 @@ def main() -> None:
     for shape in shapes:
         for dtype_name in args.dtypes.split(","):
             model = build_model(shape, DTYPES[dtype_name], device)  # built once, reused for every case
+            model.use_cuda_graphs = False if args.no_cuda_graphs else None
             params = parameter_counts(model)
             print(f"{shape} {dtype_name}: {params['total'] / 1e6:.1f}M parameters ("
                   + ", ".join(f"{name} {n / 1e6:.1f}M" for name, n in params.items() if name != "total") + ")")

@@ -44,11 +44,12 @@ def headline(parts: dict[str, Any]) -> list[dict[str, Any]]:
                      "fps": case["ours"]["fps"], "official_style_fps": case["official"]["fps"],
                      "ours_over_official_time": case["ratio_end_to_end"],
                      "target_fps": FPS_TARGETS.get(case["shape"]) if case["expressions"] == 1 else None})
-    for name in ("bench_engine_1b", "bench_engine_8b", "bench_engine_1b_compiled"):
+    for name in ("bench_engine_1b", "bench_engine_1b_no_graphs", "bench_engine_8b", "bench_engine_1b_compiled"):
         engine = parts.get(name)
         if engine:
             shape = engine["settings"]["shape"]
-            label = f"engine {shape} bf16" + (" compiled" if engine["settings"].get("compile") else "")
+            label = (f"engine {shape} bf16" + (" compiled" if engine["settings"].get("compile") else "")
+                     + (" no CUDA graphs" if engine["settings"].get("no_cuda_graphs") else ""))
             rows.append({"what": f"{label}, new frame, 1 expression", "fps": engine["results"]["fps 1 expression"],
                          "target_fps": FPS_TARGETS.get(shape)})
             rows.append({"what": f"{label}, new frame, 4 expressions", "fps": engine["results"]["fps 4 expressions"]})

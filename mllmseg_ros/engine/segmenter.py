@@ -79,6 +79,7 @@ def compile_stages(model: MLLMSegModel) -> None:
     kernels are most of the gain."""
     model.vision_model = torch.compile(model.vision_model)
     model.language_model.model = torch.compile(model.language_model.model, dynamic=True)
+    model.use_cuda_graphs = False  # compiled stages keep their own launch savings; graphs over them are untested
     decoder = model.res_decoder
     # The engine calls these two methods directly, so compile them rather than the module's forward.
     decoder.encode_image = torch.compile(decoder.encode_image)
@@ -116,13 +117,16 @@ class Segmenter:
         quantization: str | None = None,
         allow_pickle: bool = False,
         options: SegmenterOptions | None = None,
+        cuda_graphs: bool = True,
     ) -> "Segmenter":
         """Load a checkpoint folder. ``compile`` runs the model through ``torch.compile`` (``compile_stages``; slow
         first calls); ``quantization`` ("int8", "bnb-int8", "bnb-nf4", see ``model/quantization.py``) stores the ViT and LLM
-        weights in 8 or 4 bits."""
+        weights in 8 or 4 bits; ``cuda_graphs`` replays the ViT's and LLM's passes as CUDA graphs on a GPU
+        (``model/cuda_graphs.py``; each new prompt length bucket is captured once, in well under a second)."""
         if threads:
             torch.set_num_threads(threads)
         model = MLLMSegModel.from_pretrained(path, dtype=dtype, device=device, allow_pickle=allow_pickle)
+        model.use_cuda_graphs = None if cuda_graphs else False
         if quantization is not None:
             from ..model.quantization import quantize
 
@@ -265,17 +269,8 @@ class Segmenter:
         expression_lists = self._checked_expression_lists(len(frames.image_sizes), expressions_per_frame)
         lap = self._stopwatch()
         suffix_ids, lengths = self._suffix_ids(expression_lists)
-        prefix_length = len(self._prefix_ids)
-        positions = torch.arange(prefix_length, prefix_length + suffix_ids.shape[1], device=self.model.device)
-        model = self.model
-        try:
-            hidden = model.language_model(
-                model.language_model.embed_tokens(suffix_ids),
-                position_ids=positions.expand(len(lengths), -1),
-                cache=frames.cache,
-            )
-        finally:
-            self._crop_to_prefix(frames.cache)  # drop the suffix so the frame's cache serves the next question
+        # The frame's cache keeps only the prefix afterwards, so it serves the next question too.
+        hidden = self.model.continue_prompt(self.model.language_model.embed_tokens(suffix_ids), frames.cache)
         hidden = torch.cat([frames.prefix_last_hidden[:, None], hidden], dim=1)  # index p holds the state at p-1
         self.last_timings["llm_suffix"] = lap()
         return self._results(frames, suffix_ids, lengths, hidden, expression_lists, lap)

@@ -22,6 +22,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from .configuration import MLLMSegConfig
+from .cuda_graphs import GraphedImageFeatures, GraphedPromptPass, capture_failed
 from .language import LanguageModel
 from .mask_decoder import ImageContext, MaskDecoder
 from .prefix_cache import TextPrefixCache
@@ -57,6 +58,12 @@ class MLLMSegModel(nn.Module):
         # saves little there, while seeding the cache adds two copies per layer.
         self.reuse_text_prefix: bool | None = None
         self.text_prefix = TextPrefixCache()
+        # Replay the ViT's and the LLM's inference passes as CUDA graphs (cuda_graphs.py). None: on CUDA devices, under
+        # torch.inference_mode(); a failed capture turns it off with a warning.
+        self.use_cuda_graphs: bool | None = None
+        self._image_graphs: GraphedImageFeatures | None = None
+        self._prompt_graphs: GraphedPromptPass | None = None
+        self._failed_graphs: set[str] = set()  # stages whose capture failed: they run eagerly from then on
         self.eval()  # inference by default (the decoder has dropout and BatchNorm); training calls .train()
 
     # --- loading ------------------------------------------------------------------------------------------------
@@ -81,10 +88,44 @@ class MLLMSegModel(nn.Module):
     def device(self) -> torch.device:
         return self.mlp1[1].weight.device
 
+    # --- CUDA graphs ----------------------------------------------------------------------------------------------
+    def cuda_graphs_active(self, stage: str | None = None) -> bool:
+        """Whether the next inference pass (of ``stage``: "vit", "prompt", "continuation") replays CUDA graphs."""
+        use = self.use_cuda_graphs
+        if use is None:
+            use = True
+        return (bool(use) and stage not in self._failed_graphs and self.device.type == "cuda" and not self.training
+                and torch.is_inference_mode_enabled())
+
+    @property
+    def cuda_graph_captures(self) -> int:
+        """Graphs captured so far (ViT and LLM together)."""
+        return sum(g.captures for g in (self._image_graphs, self._prompt_graphs) if g is not None)
+
+    def _graphs_failed(self, stage: str, error: Exception) -> None:
+        capture_failed(stage, error)
+        self._failed_graphs.add(stage)
+
+    def _prompt_pass_graphs(self) -> GraphedPromptPass:
+        if self._prompt_graphs is None:
+            self._prompt_graphs = GraphedPromptPass(self.language_model)
+        return self._prompt_graphs
+
     # --- stages -------------------------------------------------------------------------------------------------
     def extract_image_features(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """pixel_values B x 3 x S x S -> (ViT features B x N x Cv, image embeddings for the LLM B x n_img x H)."""
-        vit_features = self.vision_model(pixel_values.to(device=self.device, dtype=self.dtype))
+        pixel_values = pixel_values.to(device=self.device, dtype=self.dtype)
+        if self.cuda_graphs_active("vit"):
+            if self._image_graphs is None:
+                self._image_graphs = GraphedImageFeatures((self.vision_model, self.mlp1), self._image_features)
+            try:
+                return self._image_graphs(pixel_values)
+            except RuntimeError as error:
+                self._graphs_failed("vit", error)
+        return self._image_features(pixel_values)
+
+    def _image_features(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        vit_features = self.vision_model(pixel_values)
         batch, tokens, width = vit_features.shape
         side = int(tokens**0.5)
         grid = vit_features.reshape(batch, side, side, width)  # B x g x g x Cv
@@ -138,6 +179,11 @@ class MLLMSegModel(nn.Module):
                 raise ValueError("keep_cache needs unpadded prompts (no attention mask)")
             return self.run_language_model(embeds, attention_mask[:, :length]), None
         start = self.reusable_opening_length(input_ids)
+        if start == 0 and self.cuda_graphs_active("prompt") and self._prompt_pass_graphs().supports(length):
+            try:
+                return self._prompt_graphs(embeds, keep_cache)
+            except RuntimeError as error:
+                self._graphs_failed("prompt", error)
         if start == 0:
             cache = self.language_model.new_cache() if keep_cache else None
             return self.language_model(embeds, cache=cache), cache
@@ -145,6 +191,23 @@ class MLLMSegModel(nn.Module):
         cache, opening_hidden = self.text_prefix.seed(self.language_model, input_ids[0, :start], embeds[:1, :start], batch)
         hidden = self.language_model(embeds[:, start:], cache=cache)  # positions start.. follow from the cache
         return torch.cat([opening_hidden.expand(batch, -1, -1), hidden], dim=1), (cache if keep_cache else None)
+
+    def continue_prompt(self, embeds: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
+        """The LLM over B x S embeddings that continue the P positions in ``cache``: hidden states B x S x H. The cache
+        is left holding its P positions, ready for the next continuation."""
+        prefix_length = cache.get_seq_length()
+        if self.cuda_graphs_active("continuation") and self._prompt_pass_graphs().supports(prefix_length + embeds.shape[1]):
+            try:
+                return self._prompt_graphs(embeds, keep_cache=False, prefix=cache)[0]
+            except RuntimeError as error:
+                self._graphs_failed("continuation", error)
+        try:
+            return self.language_model(embeds, cache=cache)
+        finally:
+            # A negative crop removes that many tokens in every transformers version we support.
+            added = cache.get_seq_length() - prefix_length
+            if added > 0:
+                cache.crop(-added)
 
     def positions_read(self, input_ids: torch.Tensor) -> int:
         """Number of leading positions whose hidden states are read: those before the last slot or image token (whose

@@ -19,6 +19,8 @@ def quantize(model: MLLMSegModel, mode: str) -> MLLMSegModel:
     if mode == "int8":
         return quantize_int8_dynamic(model)
     if mode in ("bnb-int8", "bnb-nf4"):
+        # bitsandbytes' int8 layers pick outlier columns per call (data-dependent shapes): not capturable in a CUDA graph.
+        model.use_cuda_graphs = False
         return quantize_bitsandbytes(model, mode.split("-")[1])
     raise ValueError(f"unknown quantization {mode!r}; supported: {', '.join(QUANTIZATIONS)}")
 

@@ -304,7 +304,7 @@ class MLLMSegNode(LifecycleNode):
         return Segmenter.from_pretrained(
             settings.model_path, device=settings.device, dtype=getattr(torch, self._dtype_name(settings)),
             threads=settings.threads or None, quantization=None if settings.quantization == "none" else settings.quantization,
-            allow_pickle=settings.allow_pickle, options=options,
+            allow_pickle=settings.allow_pickle, options=options, cuda_graphs=settings.cuda_graphs,
         )
 
     # commands ------------------------------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("threads", 0, "CPU threads for torch (0 = torch default)", int_range=(0, 256)),
     ParameterSpec("quantization", "none", "8/4-bit ViT and LLM weights: int8 (torch, CPU float32), bnb-int8 or "
                   "bnb-nf4 (bitsandbytes)", choices=("none", "int8", "bnb-int8", "bnb-nf4")),
+    ParameterSpec("cuda_graphs", True, "on a GPU, replay the ViT's and LLM's passes as CUDA graphs (faster; the first "
+                  "frame and each new command length capture one, well under a second)"),
     ParameterSpec("allow_pickle", False, "allow pytorch_model.bin (pickle) checkpoints"),
     # Behaviour (may change at run time)
     ParameterSpec("mode", "continuous", "continuous: segment every new frame with the last command; "
@@ -97,6 +99,7 @@ class NodeSettings:
     dtype: str
     threads: int
     quantization: str
+    cuda_graphs: bool
     allow_pickle: bool
     mode: str
     initial_command: str

@@ -72,6 +72,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     segmenter = Segmenter.from_pretrained(
         model_dir, device=args.device, dtype=getattr(torch, args.dtype), threads=args.threads,
         allow_pickle=args.allow_pickle, options=options, compile=args.compile, quantization=args.quantization,
+        cuda_graphs=not args.no_cuda_graphs,
     )
     image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
     expressions = segmenter.expressions_from_command("; ".join(args.expressions)) if args.command else args.expressions
@@ -222,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--quantization", choices=["int8", "bnb-int8", "bnb-nf4"],
                      help="8/4-bit ViT and LLM weights: int8 (torch, CPU float32) or bitsandbytes int8/nf4")
     seg.add_argument("--compile", action="store_true", help="torch.compile the ViT, LLM and decoder (slow first calls)")
+    seg.add_argument("--no-cuda-graphs", action="store_true",
+                     help="on a GPU, launch each kernel from Python instead of replaying CUDA graphs (slower)")
     seg.add_argument("--allow-pickle", action="store_true", help="allow pytorch_model.bin (pickle) weights")
     seg.set_defaults(handler=cmd_segment)
 

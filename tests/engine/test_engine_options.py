@@ -63,3 +63,41 @@ if __import__("torch").cuda.is_available():  # defined only on GPU machines (ben
                 for a, b in zip(reference.segment(frame, expressions), gpu.segment(frame, expressions)):
                     assert a.decision == b.decision
                     assert np.abs(a.probability - b.probability).mean() < mean_limit
+
+    @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+    def test_engine_with_cuda_graphs_matches_the_engine_without(golden_checkpoint, golden_dir, dtype):
+        import torch
+
+        dtype = getattr(torch, dtype)
+        graphed = Segmenter.from_pretrained(golden_checkpoint, device="cuda", dtype=dtype)
+        eager = Segmenter.from_pretrained(golden_checkpoint, device="cuda", dtype=dtype, cuda_graphs=False)
+        # Padding changes the matrix products' shapes and so their rounding: tiny in float32, visible in bfloat16.
+        max_limit, mean_limit = (1e-4, 1e-5) if dtype == torch.float32 else (0.2, 0.01)
+        for frame, expressions in _frames(golden_dir):
+            # A new frame with two prompt lengths (two LLM graphs), and a follow-up question on a cached frame (the
+            # continuation graph).
+            for asked, new_frame in ((expressions, True), (expressions[:1], False), (expressions[:1], True)):
+                if new_frame:
+                    graphed.reset_image()
+                    eager.reset_image()
+                for a, b in zip(eager.segment(frame, asked), graphed.segment(frame, asked)):
+                    assert a.decision == b.decision
+                    difference = np.abs(a.probability - b.probability)
+                    assert difference.max() < max_limit and difference.mean() < mean_limit
+        captures = graphed.model.cuda_graph_captures
+        assert captures >= 3 and eager.model.cuda_graph_captures == 0  # the ViT, a prompt, a continuation
+        frame, expressions = _frames(golden_dir)[0]
+        graphed.reset_image()
+        graphed.segment(frame, expressions)  # shapes seen before: replayed, not captured again
+        assert graphed.model.cuda_graph_captures == captures
+        # New weights (other storage): the graphs are captured again and read them.
+        state = {k: v.clone() for k, v in graphed.model.state_dict().items()}
+        graphed.model.load_state_dict(state, assign=True)
+        graphed.reset_image()
+        again = graphed.segment(frame, expressions)
+        assert graphed.model.cuda_graph_captures > captures
+        eager.reset_image()
+        for a, b in zip(eager.segment(frame, expressions), again):
+            assert a.decision == b.decision
+            difference = np.abs(a.probability - b.probability)
+            assert difference.max() < max_limit and difference.mean() < mean_limit
