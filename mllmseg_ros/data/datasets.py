@@ -35,10 +35,13 @@ class SyntheticDataset:
     (``_fixed`` or, with ``varied_questions``, ``_varied``)."""
 
     def __init__(self, start: int, stop: int, targets: int = 3, absent_fraction: float = 0.2, camera: Camera = Camera(),
-                 varied_questions: bool = False, single_question_fraction: float = 0.0) -> None:
+                 varied_questions: bool = False, single_question_fraction: float = 0.0,
+                 single_absent_fraction: float | None = None) -> None:
         self.start, self.stop, self.targets, self.absent_fraction = start, stop, targets, absent_fraction
         self.camera, self.varied_questions = camera, varied_questions
         self.single_question_fraction = single_question_fraction
+        # How often a lone question names an absent object (None: absent_fraction).
+        self.single_absent_fraction = absent_fraction if single_absent_fraction is None else single_absent_fraction
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -54,23 +57,23 @@ class SyntheticDataset:
 
     def _fixed(self, rng: np.random.Generator, present: list, absent: list) -> list:
         """``targets`` present expressions, plus one absent one in ``absent_fraction`` of the samples; or, in
-        ``single_question_fraction`` of the samples, one question alone (absent with probability ``absent_fraction``),
-        as a robot asks. The extra draw comes last, so with 0 the samples are those of the earlier data exactly."""
+        ``single_question_fraction`` of the samples, one question alone (absent with probability
+        ``single_absent_fraction``), as a robot asks. The extra draw comes last, so with 0 the samples are those of the earlier data exactly."""
         rng.shuffle(present)
         chosen = present[: min(self.targets, len(present))]
         if absent and (not chosen or rng.random() < self.absent_fraction):
             chosen.append(absent[int(rng.integers(len(absent)))])
         rng.shuffle(chosen)
         if self.single_question_fraction and rng.random() < self.single_question_fraction:
-            pool = self._question_pool(rng, present, absent)
+            pool = self._question_pool(rng, present, absent, self.single_absent_fraction)
             if pool:
                 chosen = [pool[int(rng.integers(len(pool)))]]
         return chosen
 
-    def _question_pool(self, rng: np.random.Generator, present: list, absent: list) -> list:
+    def _question_pool(self, rng: np.random.Generator, present: list, absent: list, absent_fraction: float) -> list:
         """Where the next question comes from: the absent names with probability ``absent_fraction`` (always when
         nothing is present), otherwise the present expressions."""
-        use_absent = bool(absent) and (not present or rng.random() < self.absent_fraction)
+        use_absent = bool(absent) and (not present or rng.random() < absent_fraction)
         return absent if use_absent else present
 
     def _varied(self, rng: np.random.Generator, present: list, absent: list) -> list:
@@ -79,7 +82,7 @@ class SyntheticDataset:
         data never answers [REJ] when asked about one absent object alone.)"""
         chosen = []
         for _ in range(int(rng.integers(1, self.targets + 1))):
-            pool = self._question_pool(rng, present, absent)
+            pool = self._question_pool(rng, present, absent, self.absent_fraction)
             if not pool:
                 break
             chosen.append(pool.pop(int(rng.integers(len(pool)))))

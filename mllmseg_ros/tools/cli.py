@@ -304,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action="store_true", default=None)
     tr.add_argument("--device")
     tr.add_argument("--threads", type=int)
+    tr.add_argument("--data-workers", dest="data_workers", type=int,
+                    help="processes building the next batches while a step trains (same samples for any number)")
     tr.set_defaults(handler=cmd_train)
     return parser
 

@@ -14,6 +14,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -39,6 +40,11 @@ class TrainConfig:
     absent_fraction: float = 0.2  # share of samples that also name an object not in the scene ([REJ])
     varied_questions: bool = False  # synthetic: 1..targets_per_sample questions, each absent with absent_fraction
     single_question_fraction: float = 0.0  # synthetic, fixed questions: share of samples asking one question alone
+    single_absent_fraction: float | None = None  # how often such a lone question is absent (None: absent_fraction)
+    # A curriculum: the lone questions join the data only from this step on. A new model first learns to find objects
+    # on the multi-question data (the phase where every object gets the same mask ends around step 1500-2500 for the
+    # demo configuration), then to answer one question alone, as a robot asks.
+    single_question_from_step: int = 0
     scene_size: tuple[int, int] = (320, 240)  # width, height of synthetic training images
     max_minutes: float = 0.0  # stop (and save) after this long; 0 = no limit
     steps: int = 1000
@@ -68,6 +74,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int = 0
+    # Processes that build the next batches (scene rendering, image loading) while the current step trains; the
+    # samples and their order are the same for any value. 0: built in the training process, between steps.
+    data_workers: int = 0
     # sizes of a new model (base_model empty)
     image_size: int = 224
     vision_width: int = 96
@@ -256,11 +265,58 @@ def make_dataset(cfg: TrainConfig):
 
         return SyntheticDataset(*cfg.train_seeds, targets=cfg.targets_per_sample, absent_fraction=cfg.absent_fraction,
                                 camera=Camera(*cfg.scene_size), varied_questions=cfg.varied_questions,
-                                single_question_fraction=cfg.single_question_fraction)
+                                single_question_fraction=cfg.single_question_fraction,
+                                single_absent_fraction=cfg.single_absent_fraction)
     if cfg.data.startswith("refer:"):
         _, root, dataset = cfg.data.split(":", 2)
         return ReferDataset(root, dataset, "train")
     return FolderDataset(cfg.data)
+
+
+class _TwoPhases:
+    """Indices [0, n) read the early dataset, [n, 2n) the late one (the same scenes, other questions)."""
+
+    def __init__(self, early, late) -> None:
+        self.early, self.late = early, late
+
+    def __len__(self) -> int:
+        return len(self.early) + len(self.late)
+
+    def __getitem__(self, index: int):
+        return self.early[index] if index < len(self.early) else self.late[index - len(self.early)]
+
+
+def _batch_indices(length: int, cfg: TrainConfig, step: int, late_offset: int = 0) -> Iterator[list[int]]:
+    """The dataset indices of each step's batch from ``step`` on (a resumed run draws from a reseeded generator);
+    from ``cfg.single_question_from_step`` on they are shifted by ``late_offset``."""
+    rng = np.random.default_rng(cfg.seed + step)
+    for current in range(step, cfg.steps):
+        offset = late_offset if current >= cfg.single_question_from_step else 0
+        yield [offset + int(i) for i in rng.integers(0, length, cfg.batch_size)]
+
+
+def _as_list(samples: list) -> list:
+    return samples
+
+
+def sample_batches(dataset, cfg: TrainConfig, step: int = 0) -> Iterable[list]:
+    """Each remaining step's list of samples, built in ``cfg.data_workers`` background processes when > 0.
+
+    torch's DataLoader does the process handling; its batch sampler is the same index sequence as the serial path, and
+    it delivers batches in order, so the samples do not depend on the number of workers."""
+    length, late_offset = len(dataset), 0
+    if cfg.single_question_from_step > step and cfg.single_question_fraction:
+        if not isinstance(dataset, SyntheticDataset):
+            raise ValueError("single_question_from_step needs synthetic data")
+        early = make_dataset(TrainConfig.from_dict({**asdict(cfg), "single_question_fraction": 0.0}))
+        dataset, late_offset = _TwoPhases(early, dataset), length
+    indices = _batch_indices(length, cfg, step, late_offset)
+    if cfg.data_workers <= 0:
+        return ([dataset[i] for i in batch] for batch in indices)
+    from torch.utils.data import DataLoader
+
+    return DataLoader(dataset, batch_sampler=list(indices), num_workers=cfg.data_workers, collate_fn=_as_list,
+                      prefetch_factor=2, persistent_workers=False)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -302,7 +358,7 @@ def train(cfg: TrainConfig, show_progress: bool = True) -> Path:
         step = int(state["step"])
     dataset = make_dataset(cfg)
     batcher = Batcher(tokenizer, model.config)
-    rng = np.random.default_rng(cfg.seed + step)
+    batches = iter(sample_batches(dataset, cfg, step))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
     bar = tqdm(total=cfg.steps, initial=step, disable=not show_progress, unit="step")
     running: dict[str, float] = {}
@@ -311,7 +367,7 @@ def train(cfg: TrainConfig, show_progress: bool = True) -> Path:
         if cfg.max_minutes and time.monotonic() - started > 60 * cfg.max_minutes:
             _save(model, config_dict, tokenizer_dir, state_dir, optimizer, step, cfg)
             break
-        samples = [dataset[int(i)] for i in rng.integers(0, len(dataset), cfg.batch_size)]
+        samples = next(batches)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         with autocast:

@@ -157,3 +157,39 @@ def test_decoder_dropout_is_a_model_option(tmp_path):
     assert dropouts(official) == {0.1}
     model, config_dict = new_model(TrainConfig(**TINY, decoder_dropout=0.0), tmp_path / "none")
     assert dropouts(model) == {0.0} and config_dict["mllmseg_decoder"]["dropout"] == 0.0
+
+
+def test_data_workers_give_the_same_batches_in_the_same_order():
+    from mllmseg_ros.data.scenes import Camera
+    from mllmseg_ros.tools.train import sample_batches
+
+    dataset = SyntheticDataset(0, 1000, camera=Camera(96, 72))
+    cfg = TrainConfig(steps=5, batch_size=3, seed=7)
+    serial = list(sample_batches(dataset, TrainConfig.from_dict({**cfg.__dict__, "data_workers": 0}), step=2))
+    parallel = list(sample_batches(dataset, TrainConfig.from_dict({**cfg.__dict__, "data_workers": 2}), step=2))
+    assert len(serial) == len(parallel) == 3  # the steps left after step 2
+    for ours, theirs in zip(serial, parallel):
+        assert [s.expressions for s in ours] == [s.expressions for s in theirs]
+        for a, b in zip(ours, theirs):
+            assert np.array_equal(a.image, b.image) and all(np.array_equal(x, y) for x, y in zip(a.masks, b.masks))
+    # A resumed run draws its batches from the generator reseeded at its step, whatever the workers.
+    assert [s.expressions for s in serial[0]] != [s.expressions for s in next(iter(sample_batches(dataset, cfg, 0)))]
+
+
+def test_lone_questions_join_the_data_at_the_curriculum_step():
+    from mllmseg_ros.tools.train import make_dataset, sample_batches
+
+    cfg = TrainConfig(steps=4, batch_size=4, scene_size=(96, 72), single_question_fraction=1.0,
+                      single_absent_fraction=1.0, single_question_from_step=2)
+    batches = list(sample_batches(make_dataset(cfg), cfg))
+    for early in batches[:2]:  # the multi-question data exactly
+        assert all(len(sample.expressions) >= 2 for sample in early)
+    for late in batches[2:]:  # one question each, absent (an empty mask) as single_absent_fraction asks
+        assert all(len(sample.expressions) == 1 and not sample.masks[0].any() for sample in late)
+    # The same scenes in both phases: the lone question is drawn after everything else.
+    plain = TrainConfig.from_dict({**cfg.__dict__, "single_question_fraction": 0.0})
+    assert [[s.image.sum() for s in b] for b in batches] == [[s.image.sum() for s in b]
+                                                              for b in sample_batches(make_dataset(plain), plain)]
+    # A run resumed after the switch asks lone questions from its first batch.
+    resumed = list(sample_batches(make_dataset(cfg), cfg, step=3))
+    assert all(len(sample.expressions) == 1 for sample in resumed[0])
