@@ -36,10 +36,11 @@ class SyntheticDataset:
 
     def __init__(self, start: int, stop: int, targets: int = 3, absent_fraction: float = 0.2, camera: Camera = Camera(),
                  varied_questions: bool = False, single_question_fraction: float = 0.0,
-                 single_absent_fraction: float | None = None) -> None:
+                 single_absent_fraction: float | None = None, absent_kinds: str = "colour") -> None:
         self.start, self.stop, self.targets, self.absent_fraction = start, stop, targets, absent_fraction
         self.camera, self.varied_questions = camera, varied_questions
         self.single_question_fraction = single_question_fraction
+        self.absent_kinds = absent_kinds  # how absent objects are worded (make_scene)
         # How often a lone question names an absent object (None: absent_fraction).
         self.single_absent_fraction = absent_fraction if single_absent_fraction is None else single_absent_fraction
 
@@ -48,7 +49,7 @@ class SyntheticDataset:
 
     def __getitem__(self, index: int) -> Sample:
         seed = self.start + index % len(self)
-        scene = make_scene(seed, self.camera)
+        scene = make_scene(seed, self.camera, absent_kinds=self.absent_kinds)
         rng = np.random.default_rng(seed + 1_000_003)
         present = [e for e in scene.expressions if e.target is not None]
         absent = [e for e in scene.expressions if e.target is None]

@@ -41,6 +41,9 @@ class TrainConfig:
     varied_questions: bool = False  # synthetic: 1..targets_per_sample questions, each absent with absent_fraction
     single_question_fraction: float = 0.0  # synthetic, fixed questions: share of samples asking one question alone
     single_absent_fraction: float | None = None  # how often such a lone question is absent (None: absent_fraction)
+    # Synthetic: "colour" names absent objects by colour and class only; "all" in every wording of the present ones
+    # (with "colour", a model can learn the wording rather than look whether the object is there).
+    absent_kinds: str = "colour"
     # A curriculum: the lone questions join the data only from this step on. A new model first learns to find objects
     # on the multi-question data (the phase where every object gets the same mask ends around step 1500-2500 for the
     # demo configuration), then to answer one question alone, as a robot asks.
@@ -266,7 +269,7 @@ def make_dataset(cfg: TrainConfig):
         return SyntheticDataset(*cfg.train_seeds, targets=cfg.targets_per_sample, absent_fraction=cfg.absent_fraction,
                                 camera=Camera(*cfg.scene_size), varied_questions=cfg.varied_questions,
                                 single_question_fraction=cfg.single_question_fraction,
-                                single_absent_fraction=cfg.single_absent_fraction)
+                                single_absent_fraction=cfg.single_absent_fraction, absent_kinds=cfg.absent_kinds)
     if cfg.data.startswith("refer:"):
         _, root, dataset = cfg.data.split(":", 2)
         return ReferDataset(root, dataset, "train")

@@ -122,3 +122,31 @@ def test_single_questions_mixed_into_the_fixed_data_leave_the_other_samples_unch
             assert after.expressions == before.expressions
     assert 0.3 * 300 < len(singles) < 0.5 * 300
     assert 0.15 < 1 - np.mean(singles) < 0.45  # lone absent questions, at about absent_fraction
+
+
+def test_absent_objects_in_every_wording():
+    import re
+
+    from mllmseg_ros.data.scenes import make_scene
+
+    wordings = set()
+    for seed in range(40):
+        default = make_scene(seed)
+        scene = make_scene(seed, absent_kinds="all")
+        assert np.array_equal(scene.image, default.image)  # the same picture; only the absent expressions differ
+        present = [e for e in scene.expressions if e.target is not None]
+        assert present == [e for e in default.expressions if e.target is not None]
+        classes = {o.cls for o in scene.objects}
+        names = {o.name for o in scene.objects}
+        for expression in (e for e in scene.expressions if e.target is None):
+            assert expression.text not in {e.text for e in present}
+            named = re.match(r"the (?:(?:largest|smallest) )?(\w+(?: \w+)?)", expression.text).group(1)
+            words = named.split()
+            if len(words) == 2 and words[1] in classes:  # "the purple bottle" (a bottle of another colour is there)
+                assert named not in names
+            else:  # any other wording names a class the scene does not hold
+                assert words[0] not in classes
+            wordings.add(re.sub(r"\b(cup|bowl|box|ball|bottle|plate)\b", "K", expression.text.split(" next to ")[0]))
+    assert len(wordings) >= 6, wordings  # class, left, right, closest, largest/smallest, colour-class forms
+    with pytest.raises(ValueError, match="absent_kinds"):
+        make_scene(0, absent_kinds="some")
