@@ -202,10 +202,7 @@ class Segmenter:
         return hidden, cache
 
     def _crop_to_prefix(self, cache: DynamicCache) -> None:
-        # A negative crop removes that many tokens in every transformers version we support.
-        added = cache.get_seq_length() - len(self._prefix_ids)
-        if added > 0:
-            cache.crop(-added)
+        self.model.language_model.crop_cache(cache, len(self._prefix_ids))
 
     def _suffix_ids(self, expression_lists: list[list[str]]) -> tuple[torch.Tensor, list[int]]:
         """B x S question/answer ids after the prefix, right-padded, and each row's real length. Right padding needs

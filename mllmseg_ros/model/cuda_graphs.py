@@ -33,6 +33,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from .language import LanguageModel
+from .prefix_cache import storage_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -103,11 +104,6 @@ class CudaGraphRunner:
             outputs = self.fn(*buffers)
         self.captures += 1
         return _Graph(graph, buffers, list(outputs))
-
-
-def storage_fingerprint(modules: tuple[nn.Module, ...]) -> tuple:
-    """Changes when any parameter or buffer of ``modules`` moves to other storage or another dtype."""
-    return tuple((t.data_ptr(), t.dtype) for m in modules for t in (*m.parameters(), *m.buffers()))
 
 
 class _Captured:
@@ -192,6 +188,8 @@ class GraphedPromptPass:
     def __call__(
         self, embeds: torch.Tensor, keep_cache: bool, prefix: DynamicCache | None = None
     ) -> tuple[torch.Tensor, DynamicCache | None]:
+        if keep_cache and prefix is not None:
+            raise ValueError("keep_cache is for whole prompts; a continuation leaves its prefix cache as it was")
         batch, tokens, width = embeds.shape
         padded = embeds.new_zeros(batch, self.padded_length(tokens), width)  # zeros: finite pads for any kernel
         padded[:, :tokens] = embeds
@@ -199,8 +197,6 @@ class GraphedPromptPass:
         prefix_keys_values = [] if prefix is None else [t for layer in prefix.layers for t in (layer.keys, layer.values)]
         hidden, *keys_values = self._captured(padded, *prefix_keys_values)
         cache = None
-        if keep_cache and prefix is not None:
-            raise ValueError("keep_cache is for whole prompts; a continuation leaves its prefix cache as it was")
         if keep_cache:
             cache = self.language_model.new_cache()
             for layer in range(len(keys_values) // 2):

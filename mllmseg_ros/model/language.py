@@ -32,6 +32,13 @@ class LanguageModel(nn.Module):
     def new_cache(self) -> DynamicCache:
         return DynamicCache(config=self.config)
 
+    @staticmethod
+    def crop_cache(cache: DynamicCache, length: int) -> None:
+        """Keep the first ``length`` positions of ``cache`` (a no-op when it holds no more)."""
+        added = cache.get_seq_length() - length
+        if added > 0:
+            cache.crop(-added)  # a negative crop removes that many tokens in every transformers version we support
+
     @property
     def embed_tokens(self) -> nn.Embedding:
         return self.model.embed_tokens

@@ -91,11 +91,8 @@ class MLLMSegModel(nn.Module):
     # --- CUDA graphs ----------------------------------------------------------------------------------------------
     def cuda_graphs_active(self, stage: str | None = None) -> bool:
         """Whether the next inference pass (of ``stage``: "vit", "prompt", "continuation") replays CUDA graphs."""
-        use = self.use_cuda_graphs
-        if use is None:
-            use = True
-        return (bool(use) and stage not in self._failed_graphs and self.device.type == "cuda" and not self.training
-                and torch.is_inference_mode_enabled())
+        return (self.use_cuda_graphs is not False and stage not in self._failed_graphs and self.device.type == "cuda"
+                and not self.training and torch.is_inference_mode_enabled())
 
     @property
     def cuda_graph_captures(self) -> int:
@@ -204,10 +201,7 @@ class MLLMSegModel(nn.Module):
         try:
             return self.language_model(embeds, cache=cache)
         finally:
-            # A negative crop removes that many tokens in every transformers version we support.
-            added = cache.get_seq_length() - prefix_length
-            if added > 0:
-                cache.crop(-added)
+            self.language_model.crop_cache(cache, prefix_length)
 
     def positions_read(self, input_ids: torch.Tensor) -> int:
         """Number of leading positions whose hidden states are read: those before the last slot or image token (whose

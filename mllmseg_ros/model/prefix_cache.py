@@ -6,14 +6,15 @@ later, so a pass over them gives the same numbers on every call. ``TextPrefixCac
 fresh ``DynamicCache`` with them, so the LLM runs from the first image token on.
 
 An entry is valid for its token ids and for the LLM weights it was computed with: a fingerprint of every parameter's
-storage and in-place version counter (bumped by optimiser steps and ``load_state_dict``) plus the backbone module's
-identity (replaced by quantization, ``torch.compile`` and PEFT) is compared on each use.
+and buffer's storage and in-place version counter (bumped by optimiser steps and ``load_state_dict``) plus the backbone
+module's identity (replaced by quantization, ``torch.compile`` and PEFT) is compared on each use.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from transformers import DynamicCache
 
 from .language import LanguageModel
@@ -27,10 +28,17 @@ class _Entry:
     hidden: torch.Tensor  # 1 x P x H, last hidden states of the prefix
 
 
+def storage_fingerprint(modules: tuple[nn.Module, ...], versions: bool = False) -> tuple:
+    """Address and dtype (and, with ``versions``, the in-place version counter) of every parameter and buffer of
+    ``modules``: changes when a weight moves to other storage (``.to()``, quantization, PEFT) or, with ``versions``,
+    is changed in place (optimiser steps, ``load_state_dict``)."""
+    return tuple((t.data_ptr(), t.dtype, _version(t) if versions else None)
+                 for module in modules for t in (*module.parameters(), *module.buffers()))
+
+
 def weights_fingerprint(language_model: LanguageModel) -> tuple:
     """Changes whenever the LLM's weights may have changed (see the module docstring)."""
-    params = tuple((p.data_ptr(), _version(p), p.dtype) for p in language_model.parameters())
-    return (id(language_model.model), params)
+    return (id(language_model.model), storage_fingerprint((language_model,), versions=True))
 
 
 def _version(tensor: torch.Tensor) -> int | None:
