@@ -36,11 +36,13 @@ class SyntheticDataset:
 
     def __init__(self, start: int, stop: int, targets: int = 3, absent_fraction: float = 0.2, camera: Camera = Camera(),
                  varied_questions: bool = False, single_question_fraction: float = 0.0,
-                 single_absent_fraction: float | None = None, absent_kinds: str = "colour") -> None:
+                 single_absent_fraction: float | None = None, absent_kinds: str = "colour",
+                 kinds: tuple[str, ...] = ()) -> None:
         self.start, self.stop, self.targets, self.absent_fraction = start, stop, targets, absent_fraction
         self.camera, self.varied_questions = camera, varied_questions
         self.single_question_fraction = single_question_fraction
         self.absent_kinds = absent_kinds  # how absent objects are worded (make_scene)
+        self.kinds = tuple(kinds)  # ask present targets only in these kinds (empty: every kind)
         # How often a lone question names an absent object (None: absent_fraction).
         self.single_absent_fraction = absent_fraction if single_absent_fraction is None else single_absent_fraction
 
@@ -52,6 +54,8 @@ class SyntheticDataset:
         scene = make_scene(seed, self.camera, absent_kinds=self.absent_kinds)
         rng = np.random.default_rng(seed + 1_000_003)
         present = [e for e in scene.expressions if e.target is not None]
+        if self.kinds:  # a scene without an expression of these kinds keeps all of its own
+            present = [e for e in present if e.kind in self.kinds] or present
         absent = [e for e in scene.expressions if e.target is None]
         chosen = self._varied(rng, present, absent) if self.varied_questions else self._fixed(rng, present, absent)
         return Sample(scene.image, [e.text for e in chosen], [scene.target_mask(e) for e in chosen])

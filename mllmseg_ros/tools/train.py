@@ -48,6 +48,12 @@ class TrainConfig:
     # on the multi-question data (the phase where every object gets the same mask ends around step 1500-2500 for the
     # demo configuration), then to answer one question alone, as a robot asks.
     single_question_from_step: int = 0
+    # A curriculum of expression kinds (synthetic data): until ``first_kinds_until_step`` the present targets are asked
+    # only in these kinds (e.g. ["colour"]). Every expression names the target's class, and a relational one ("the ball
+    # next to the green box") a colour that belongs to another object, so a new model learns to pick objects by class
+    # and long keeps merging a red cup with a black one; asked by colour and class first, it has to look at colour.
+    first_kinds: tuple[str, ...] = ()
+    first_kinds_until_step: int = 0
     scene_size: tuple[int, int] = (320, 240)  # width, height of synthetic training images
     max_minutes: float = 0.0  # stop (and save) after this long; 0 = no limit
     steps: int = 1000
@@ -103,7 +109,7 @@ class TrainConfig:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown training options: {sorted(unknown)}")
-        for key in ("train_seeds", "scene_size"):
+        for key in ("train_seeds", "scene_size", "first_kinds"):
             if key in values:
                 values = {**values, key: tuple(values[key])}
         return cls(**values)
@@ -269,33 +275,50 @@ def make_dataset(cfg: TrainConfig):
         return SyntheticDataset(*cfg.train_seeds, targets=cfg.targets_per_sample, absent_fraction=cfg.absent_fraction,
                                 camera=Camera(*cfg.scene_size), varied_questions=cfg.varied_questions,
                                 single_question_fraction=cfg.single_question_fraction,
-                                single_absent_fraction=cfg.single_absent_fraction, absent_kinds=cfg.absent_kinds)
+                                single_absent_fraction=cfg.single_absent_fraction, absent_kinds=cfg.absent_kinds,
+                                kinds=cfg.first_kinds)
     if cfg.data.startswith("refer:"):
         _, root, dataset = cfg.data.split(":", 2)
         return ReferDataset(root, dataset, "train")
     return FolderDataset(cfg.data)
 
 
-class _TwoPhases:
-    """Indices [0, n) read the early dataset, [n, 2n) the late one (the same scenes, other questions)."""
+class _Phases:
+    """Consecutive datasets of the same length n: index k * n + i reads item i of the k-th."""
 
-    def __init__(self, early, late) -> None:
-        self.early, self.late = early, late
+    def __init__(self, datasets: list) -> None:
+        self.datasets, self.length = datasets, len(datasets[0])
 
     def __len__(self) -> int:
-        return len(self.early) + len(self.late)
+        return self.length * len(self.datasets)
 
     def __getitem__(self, index: int):
-        return self.early[index] if index < len(self.early) else self.late[index - len(self.early)]
+        return self.datasets[index // self.length][index % self.length]
 
 
-def _batch_indices(length: int, cfg: TrainConfig, step: int, late_offset: int = 0) -> Iterator[list[int]]:
-    """The dataset indices of each step's batch from ``step`` on (a resumed run draws from a reseeded generator);
-    from ``cfg.single_question_from_step`` on they are shifted by ``late_offset``."""
+def data_phases(cfg: TrainConfig) -> list[tuple[int, TrainConfig]]:
+    """(first step, data options) of each phase of the synthetic-data curricula, in order: the first kinds alone
+    (``first_kinds_until_step``), then every kind, then the lone questions too (``single_question_from_step``)."""
+    final = TrainConfig.from_dict({**asdict(cfg), "first_kinds": ()})
+    phases = [(0, final)]
+    if cfg.single_question_from_step > 0 and cfg.single_question_fraction:
+        phases = [(0, TrainConfig.from_dict({**asdict(final), "single_question_fraction": 0.0})),
+                  (cfg.single_question_from_step, final)]
+    if cfg.first_kinds and cfg.first_kinds_until_step > 0:
+        early = TrainConfig.from_dict({**asdict(phases[0][1]), "first_kinds": cfg.first_kinds})
+        later = [(start, c) for start, c in phases if start > cfg.first_kinds_until_step]
+        current = [c for start, c in phases if start <= cfg.first_kinds_until_step][-1]
+        phases = [(0, early), (cfg.first_kinds_until_step, current)] + later
+    return phases
+
+
+def _batch_indices(length: int, cfg: TrainConfig, step: int, phase_starts: list[int]) -> Iterator[list[int]]:
+    """The dataset indices of each step's batch from ``step`` on (a resumed run draws from a reseeded generator),
+    shifted by ``k * length`` in the k-th phase (``phase_starts``: each phase's first step)."""
     rng = np.random.default_rng(cfg.seed + step)
     for current in range(step, cfg.steps):
-        offset = late_offset if current >= cfg.single_question_from_step else 0
-        yield [offset + int(i) for i in rng.integers(0, length, cfg.batch_size)]
+        phase = sum(1 for start in phase_starts[1:] if current >= start)
+        yield [phase * length + int(i) for i in rng.integers(0, length, cfg.batch_size)]
 
 
 def _as_list(samples: list) -> list:
@@ -307,13 +330,12 @@ def sample_batches(dataset, cfg: TrainConfig, step: int = 0) -> Iterable[list]:
 
     torch's DataLoader does the process handling; its batch sampler is the same index sequence as the serial path, and
     it delivers batches in order, so the samples do not depend on the number of workers."""
-    length, late_offset = len(dataset), 0
-    if cfg.single_question_from_step > step and cfg.single_question_fraction:
+    length, phases = len(dataset), data_phases(cfg)
+    if len(phases) > 1:
         if not isinstance(dataset, SyntheticDataset):
-            raise ValueError("single_question_from_step needs synthetic data")
-        early = make_dataset(TrainConfig.from_dict({**asdict(cfg), "single_question_fraction": 0.0}))
-        dataset, late_offset = _TwoPhases(early, dataset), length
-    indices = _batch_indices(length, cfg, step, late_offset)
+            raise ValueError("single_question_from_step and first_kinds need synthetic data")
+        dataset = _Phases([make_dataset(options) for _, options in phases])
+    indices = _batch_indices(length, cfg, step, [start for start, _ in phases])
     if cfg.data_workers <= 0:
         return ([dataset[i] for i in batch] for batch in indices)
     from torch.utils.data import DataLoader

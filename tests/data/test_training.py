@@ -193,3 +193,27 @@ def test_lone_questions_join_the_data_at_the_curriculum_step():
     # A run resumed after the switch asks lone questions from its first batch.
     resumed = list(sample_batches(make_dataset(cfg), cfg, step=3))
     assert all(len(sample.expressions) == 1 for sample in resumed[0])
+
+
+def test_first_kinds_ask_only_those_kinds_until_their_step():
+    import re
+
+    from mllmseg_ros.data.scenes import CLASSES, COLOURS
+    from mllmseg_ros.tools.train import data_phases, make_dataset, sample_batches
+
+    cfg = TrainConfig(steps=12, batch_size=4, scene_size=(96, 72), first_kinds=("colour",), first_kinds_until_step=4,
+                      single_question_fraction=1.0, single_question_from_step=8)
+    assert [start for start, _ in data_phases(cfg)] == [0, 4, 8]
+    batches = list(sample_batches(make_dataset(cfg), cfg))
+    colour_and_class = re.compile(rf"the ({'|'.join(COLOURS)}) ({'|'.join(CLASSES)})")
+    questions = lambda part: [text for batch in part for sample in batch for text in sample.expressions]  # noqa: E731
+    # Until step 4 every question is a colour and a class ("the red cup"; absent objects are worded so too).
+    assert all(colour_and_class.fullmatch(text) for text in questions(batches[:4]))
+    # Then every kind, several questions per sample; from step 8 one question alone.
+    assert not all(colour_and_class.fullmatch(text) for text in questions(batches[4:8]))
+    assert all(len(sample.expressions) >= 2 for batch in batches[4:8] for sample in batch)
+    assert all(len(sample.expressions) == 1 for batch in batches[8:] for sample in batch)
+    # The same scenes in every phase: the phases change only the questions.
+    plain = TrainConfig(steps=12, batch_size=4, scene_size=(96, 72))
+    assert [[s.image.sum() for s in b] for b in batches] == [[s.image.sum() for s in b]
+                                                             for b in sample_batches(make_dataset(plain), plain)]
