@@ -82,6 +82,13 @@ def test_decision_weight_reweights_only_the_seg_rej_tokens(tmp_path):
     assert plain["ce"] == pytest.approx(per_token.mean().item(), rel=1e-5)
     assert weighted["ce"] == pytest.approx(((per_token * weights).sum() / weights.sum()).item(), rel=1e-5)
     assert 0.0 <= weighted["decision_acc"] <= 1.0
+    # decision_from_step: before it the decisions weigh nothing, from it on decision_weight again.
+    delayed = TrainConfig(**TINY, decision_weight=4.0, decision_from_step=10)
+    with torch.no_grad():
+        _, early = training_losses(model, batch, delayed, step=9)
+        _, late = training_losses(model, batch, delayed, step=10)
+    assert early["ce"] == pytest.approx(per_token[~is_decision].mean().item(), rel=1e-5)
+    assert late["ce"] == pytest.approx(weighted["ce"], rel=1e-6)
 
 
 def _mean_iou(model: MLLMSegModel, folder, seeds) -> float:
