@@ -29,7 +29,6 @@ WIDTH, HEIGHT = 64, 48
 COUNT = 12  # alternating image, string
 SPACING_NS = 50_000_000
 T0_NS = 1_700_000_000_000_000_000
-SPAN_S = (COUNT - 1) * SPACING_NS / 1e9
 TIMING_TOLERANCE = 0.4  # behaviour, not a benchmark: a loaded 2-core machine must pass
 TIMEOUT_S = 10.0
 
@@ -123,21 +122,31 @@ def assert_same_messages(items, expected) -> None:
     assert [(topic, msg) for topic, msg, _ in items] == [(topic, msg) for topic, _, msg, _ in expected]
 
 
+def assert_follows_the_bag_timing(items, spacing_s: float) -> None:
+    """Messages arrive ``spacing_s`` apart (the median gap, so that one stall of a loaded machine does not count) and
+    never faster than the bag: the whole span is at least the bag's span at that rate, less the tolerance."""
+    import statistics
+
+    times = [received for _, _, received in items]
+    gap = statistics.median(b - a for a, b in zip(times, times[1:]))
+    assert abs(gap - spacing_s) <= TIMING_TOLERANCE * spacing_s, f"median gap {gap:.3f} s, expected {spacing_s:.3f} s"
+    span, expected = times[-1] - times[0], (len(times) - 1) * spacing_s
+    assert span >= (1 - TIMING_TOLERANCE) * expected, f"played over {span:.3f} s, expected {expected:.3f} s"
+
+
 def test_play_publishes_every_message_in_order_with_the_bag_timing(node, bag):
     collector = both_topics(node)
     assert play(bag, wait_for_subscribers=TIMEOUT_S) == COUNT
     items = collector.wait_for(COUNT)
     assert_same_messages(items, bag_messages())  # content, header stamps and frame ids, in bag order
-    span = items[-1][2] - items[0][2]
-    assert abs(span - SPAN_S) <= TIMING_TOLERANCE * SPAN_S, f"played over {span:.3f} s, bag spans {SPAN_S:.3f} s"
+    assert_follows_the_bag_timing(items, SPACING_NS / 1e9)
 
 
 def test_rate_two_halves_the_playback_time(node, mcap_bag):
     collector = both_topics(node)
     assert play(mcap_bag, rate=2.0, wait_for_subscribers=TIMEOUT_S) == COUNT
     items = collector.wait_for(COUNT)
-    span, expected = items[-1][2] - items[0][2], SPAN_S / 2
-    assert abs(span - expected) <= TIMING_TOLERANCE * expected, f"played over {span:.3f} s, expected {expected:.3f}"
+    assert_follows_the_bag_timing(items, SPACING_NS / 1e9 / 2)
 
 
 def test_remap_and_topic_selection(node, mcap_bag):
