@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -39,8 +40,6 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 def steps_reached(log: str) -> int:
     """The last step count tqdm printed ("  1234/9000 [")."""
-    import re
-
     found = re.findall(r"(\d+)/\d+ \[", log)
     return int(found[-1]) if found else 0
 

@@ -284,7 +284,7 @@ def make_dataset(cfg: TrainConfig):
                                 camera=Camera(*cfg.scene_size), varied_questions=cfg.varied_questions,
                                 single_question_fraction=cfg.single_question_fraction,
                                 single_absent_fraction=cfg.single_absent_fraction, absent_kinds=cfg.absent_kinds,
-                                kinds=cfg.first_kinds)
+                                kinds=cfg.first_kinds if cfg.first_kinds_until_step > 0 else ())
     if cfg.data.startswith("refer:"):
         _, root, dataset = cfg.data.split(":", 2)
         return ReferDataset(root, dataset, "train")
@@ -306,18 +306,18 @@ class _Phases:
 
 def data_phases(cfg: TrainConfig) -> list[tuple[int, TrainConfig]]:
     """(first step, data options) of each phase of the synthetic-data curricula, in order: the first kinds alone
-    (``first_kinds_until_step``), then every kind, then the lone questions too (``single_question_from_step``)."""
-    final = TrainConfig.from_dict({**asdict(cfg), "first_kinds": ()})
-    phases = [(0, final)]
-    if cfg.single_question_from_step > 0 and cfg.single_question_fraction:
-        phases = [(0, TrainConfig.from_dict({**asdict(final), "single_question_fraction": 0.0})),
-                  (cfg.single_question_from_step, final)]
-    if cfg.first_kinds and cfg.first_kinds_until_step > 0:
-        early = TrainConfig.from_dict({**asdict(phases[0][1]), "first_kinds": cfg.first_kinds})
-        later = [(start, c) for start, c in phases if start > cfg.first_kinds_until_step]
-        current = [c for start, c in phases if start <= cfg.first_kinds_until_step][-1]
-        phases = [(0, early), (cfg.first_kinds_until_step, current)] + later
-    return phases
+    until ``first_kinds_until_step``, the lone questions from ``single_question_from_step``."""
+    switches = {cfg.first_kinds_until_step if cfg.first_kinds else 0,
+                cfg.single_question_from_step if cfg.single_question_fraction else 0}
+    return [(start, _data_options_at(cfg, start)) for start in sorted(switches | {0})]
+
+
+def _data_options_at(cfg: TrainConfig, step: int) -> TrainConfig:
+    return TrainConfig.from_dict({
+        **asdict(cfg),
+        "first_kinds": cfg.first_kinds if step < cfg.first_kinds_until_step else (),
+        "single_question_fraction": cfg.single_question_fraction if step >= cfg.single_question_from_step else 0.0,
+    })
 
 
 def _batch_indices(length: int, cfg: TrainConfig, step: int, phase_starts: list[int]) -> Iterator[list[int]]:
