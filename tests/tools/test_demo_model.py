@@ -12,10 +12,10 @@ from mllmseg_ros.tools.demo import DEMO_MODEL
 from mllmseg_ros.tools.scene_eval import evaluate_scenes
 
 MANIFEST = DEMO_MODEL / "MANIFEST.json"
-# The shipped model is an interim one (MANIFEST.json "status"): measured mIoU 0.52 on these 50 held-out scenes (0.51
-# on 100), against 0.41 for the previous shipped model and 0.02 for random weights. This floor guards that level; the
+# The shipped model is an interim one (MANIFEST.json "status"): measured mIoU 0.58 on these 50 held-out scenes (0.57
+# on 100), against 0.52 for the previous shipped model and 0.02 for random weights. This floor guards that level; the
 # issue's goal (0.70 here, 0.80 in the benchmark) is not reached yet.
-MIOU_FLOOR = 0.45
+MIOU_FLOOR = 0.54
 
 
 def test_shipped_files_match_the_manifest():
