@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -38,10 +37,12 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, overrides
 
 
-def steps_reached(log: str) -> int:
-    """The last step count tqdm printed ("  1234/9000 [")."""
-    found = re.findall(r"(\d+)/\d+ \[", log)
-    return int(found[-1]) if found else 0
+def steps_reached(run_dir: Path) -> int:
+    """The step of the run's last checkpoint, which the training saves on finishing or on hitting ``max_minutes``."""
+    import torch
+
+    state = run_dir / "checkpoint-last" / "training_state.pt"
+    return int(torch.load(state, map_location="cpu", weights_only=True)["step"]) if state.is_file() else 0
 
 
 def main() -> None:
@@ -83,7 +84,7 @@ def main() -> None:
     report = {}
     for name, run in runs.items():
         log = (out / f"{name}.log").read_text(errors="replace")
-        steps = steps_reached(log)
+        steps = steps_reached(out / name)
         entry = {"options": run["options"], "returncode": run["returncode"], "steps_reached": steps,
                  "steps_planned": run["config"]["steps"], "train_seconds": round(run["seconds"], 1),
                  "steps_per_second": round(steps / max(run["seconds"], 1e-9), 2), "log_tail": log[-400:]}
