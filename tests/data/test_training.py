@@ -60,12 +60,50 @@ def test_one_step_reduces_the_loss_on_a_fixed_batch(tmp_path):
     assert after_eval.item() < before.item()
 
 
+def test_independent_questions_are_each_computed_as_if_asked_alone(tmp_path):
+    """With ``independent_questions`` every question of a sample gives the state, the [SEG]/[REJ] logits and the mask
+    it would give in a sample of its own (the node's one-question-at-a-time prompt), in one sequence."""
+    from mllmseg_ros.data.datasets import Sample
+    from mllmseg_ros.engine.prompt import load_chat_tokenizer
+
+    model, _ = new_model(TrainConfig(**TINY, decoder_dropout=0.0), tmp_path)
+    model.eval()
+    dataset = SyntheticDataset(0, 10, absent_fraction=1.0)
+    samples = [dataset[0], dataset[3]]
+    assert any(not m.any() for m in samples[0].masks)  # an absent question ([REJ]) among the present ones
+    tokenizer = load_chat_tokenizer(tmp_path)
+    cpu = torch.device("cpu")
+    packed = Batcher(tokenizer, model.config, independent_questions=True)(samples, cpu)
+    alone = [Batcher(tokenizer, model.config)([Sample(s.image, [e], [m])], cpu)
+             for s in samples for e, m in zip(s.expressions, s.masks)]
+    assert packed[2].shape[1:] == (1, packed[0].shape[1], packed[0].shape[1])
+
+    def answer_states(batch):
+        input_ids, labels, attention, pixels, _, position_ids = batch
+        _, image_embeds = model.extract_image_features(pixels)
+        hidden = model.run_language_model(model.embed_inputs(input_ids, image_embeds), attention, position_ids)
+        rows, cols = (labels != -100).nonzero(as_tuple=True)  # the answers' tokens, in order
+        return hidden[rows, cols - 1], labels[rows, cols]
+
+    with torch.no_grad():
+        packed_states, packed_labels = answer_states(packed)
+        alone_states, alone_labels = zip(*(answer_states(batch) for batch in alone))
+        assert torch.equal(packed_labels, torch.cat(alone_labels))
+        torch.testing.assert_close(packed_states, torch.cat(alone_states), atol=1e-4, rtol=1e-4)
+        # The losses of the packed batch and of the lone ones weighted by their answer tokens and masks agree.
+        packed_loss, packed_stats = training_losses(model, packed, TrainConfig(**TINY))
+        lone = [training_losses(model, batch, TrainConfig(**TINY))[1] for batch in alone]
+    tokens = [int((batch[1] != -100).sum()) for batch in alone]
+    expected_ce = sum(stats["ce"] * n for stats, n in zip(lone, tokens)) / sum(tokens)
+    assert packed_stats["ce"] == pytest.approx(expected_ce, rel=1e-4)
+
+
 def test_decision_weight_reweights_only_the_seg_rej_tokens(tmp_path):
     model, _ = new_model(TrainConfig(**TINY), tmp_path)
     from mllmseg_ros.engine.prompt import load_chat_tokenizer
 
     samples = [SyntheticDataset(0, 4, absent_fraction=1.0)[i] for i in range(2)]
-    input_ids, labels, attention, pixels, masks = batch = Batcher(load_chat_tokenizer(tmp_path), model.config)(samples, torch.device("cpu"))
+    input_ids, labels, attention, pixels, masks, _ = batch = Batcher(load_chat_tokenizer(tmp_path), model.config)(samples, torch.device("cpu"))
     model.eval()
     with torch.no_grad():
         _, plain = training_losses(model, batch, TrainConfig(**TINY))
@@ -181,6 +219,28 @@ def test_data_workers_give_the_same_batches_in_the_same_order():
             assert np.array_equal(a.image, b.image) and all(np.array_equal(x, y) for x, y in zip(a.masks, b.masks))
     # A resumed run draws its batches from the generator reseeded at its step, whatever the workers.
     assert [s.expressions for s in serial[0]] != [s.expressions for s in next(iter(sample_batches(dataset, cfg, 0)))]
+
+
+def test_workers_build_the_same_tensors_as_the_training_process(tmp_path):
+    """The training loop has the workers run the Batcher too; its tensors must not depend on where it ran."""
+    import functools
+
+    from mllmseg_ros.data.scenes import Camera
+    from mllmseg_ros.engine.prompt import load_chat_tokenizer
+    from mllmseg_ros.tools.train import sample_batches
+
+    model, _ = new_model(TrainConfig(**TINY), tmp_path / "tok")
+    batcher = Batcher(load_chat_tokenizer(tmp_path / "tok"), model.config)
+    collate = functools.partial(batcher, device=torch.device("cpu"))
+    dataset = SyntheticDataset(0, 1000, camera=Camera(96, 72))
+    cfg = TrainConfig(steps=3, batch_size=2, seed=3)
+    serial = list(sample_batches(dataset, cfg, collate=collate))
+    parallel = list(sample_batches(dataset, TrainConfig.from_dict({**cfg.__dict__, "data_workers": 2}), collate=collate))
+    assert len(serial) == len(parallel) == 3
+    for ours, theirs in zip(serial, parallel):
+        for a, b in zip(ours[:4], theirs[:4]):
+            assert torch.equal(a, b)
+        assert all(torch.equal(a, b) for a, b in zip(ours[4], theirs[4])) and len(ours[4]) == len(theirs[4]) > 0
 
 
 def test_lone_questions_join_the_data_at_the_curriculum_step():
