@@ -145,7 +145,8 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -
 
 # --- batches --------------------------------------------------------------------------------------------------------
 class Batcher:
-    """Samples -> padded input ids, labels (answer tokens only), pixel values and masks at the model's size."""
+    """Samples -> padded input ids, labels (answer tokens only), attention, pixel values, masks at the model's size and
+    position ids (see ``__call__``)."""
 
     def __init__(self, tokenizer, config: MLLMSegConfig, independent_questions: bool = False) -> None:
         self.tokenizer, self.config = tokenizer, config
@@ -219,8 +220,14 @@ class Batcher:
         for sample in samples:
             present = [resize_mask(m, size) for m in sample.masks if m.any()]
             masks.append(torch.from_numpy(np.stack(present)) if present else torch.zeros(0, size, size))
-        return (input_ids.to(device), labels.to(device), attention.to(device), pixels.to(device), [m.to(device) for m in masks],
-                None if position_ids is None else position_ids.to(device))
+        return batch_to((input_ids, labels, attention, pixels, masks, position_ids), device)
+
+
+def batch_to(batch: tuple, device: torch.device) -> tuple:
+    """A Batcher batch moved to ``device``."""
+    input_ids, labels, attention, pixels, masks, position_ids = batch
+    return (input_ids.to(device), labels.to(device), attention.to(device), pixels.to(device), [m.to(device) for m in masks],
+            None if position_ids is None else position_ids.to(device))
 
 
 def _question_blocks(segments: list[list[int]], width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,18 +244,13 @@ def _question_blocks(segments: list[list[int]], width: int) -> tuple[torch.Tenso
     reads_prefix = (segment[:, :, None] > 0) & (segment[:, None, :] == 0)
     attention = ((same & causal) | reads_prefix) & (segment[:, None, :] >= 0)
     attention |= torch.eye(width, dtype=torch.bool)  # padding rows
-    prefix_length = (segment == 0).sum(1, keepdim=True)
-    # The index of each token within its segment, plus the prefix length for question tokens.
-    order = torch.arange(width).expand(batch, width)
-    first_of_segment = torch.zeros_like(segment)
+    position_ids = torch.zeros((batch, width), dtype=torch.long)
     for row, values in enumerate(segments):
-        start = 0
-        for index in range(1, len(values) + 1):
-            if index == len(values) or values[index] != values[start]:
-                first_of_segment[row, start:index] = start
-                start = index
-    position_ids = order - first_of_segment + torch.where(segment > 0, prefix_length, 0)
-    return attention.unsqueeze(1), position_ids.clamp(min=0)
+        prefix_length, seen = values.count(0), {}
+        for col, k in enumerate(values):  # the prefix counts from 0, each question from the prefix's length
+            position_ids[row, col] = col if k == 0 else prefix_length + seen.get(k, 0)
+            seen[k] = seen.get(k, 0) + 1
+    return attention.unsqueeze(1), position_ids
 
 
 def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
@@ -473,9 +475,7 @@ def train(cfg: TrainConfig, show_progress: bool = True) -> Path:
         if cfg.max_minutes and time.monotonic() - started > 60 * cfg.max_minutes:
             _save(model, config_dict, tokenizer_dir, state_dir, optimizer, step, cfg)
             break
-        input_ids, labels, attention, pixels, masks, position_ids = next(batches)
-        batch = (input_ids.to(device), labels.to(device), attention.to(device), pixels.to(device), [m.to(device) for m in masks],
-                 None if position_ids is None else position_ids.to(device))
+        batch = batch_to(next(batches), device)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         with autocast:
