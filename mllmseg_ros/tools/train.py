@@ -8,7 +8,6 @@ trains; the ViT, projector and LLM train, freeze, or (LLM) train through LoRA by
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 import shutil
@@ -195,7 +194,7 @@ class Batcher:
         labels += [IGNORE] * len(head_ids) + body + [IGNORE] * len(tail_ids)
         return ids, labels
 
-    def __call__(self, samples: list[Sample], device: torch.device):
+    def __call__(self, samples: list[Sample], device: torch.device = torch.device("cpu")):
         """-> input_ids B x T, labels B x T, attention (B x T padding mask, or B x 1 x T x T with independent
         questions), pixels B x 3 x S x S, masks (per sample n_i x S x S), position_ids (None, or B x T)."""
         if self.independent_questions:
@@ -466,7 +465,7 @@ def train(cfg: TrainConfig, show_progress: bool = True) -> Path:
         step = int(state["step"])
     dataset = make_dataset(cfg)
     batcher = Batcher(tokenizer, model.config, cfg.independent_questions)
-    batches = iter(sample_batches(dataset, cfg, step, collate=functools.partial(batcher, device=torch.device("cpu"))))
+    batches = iter(sample_batches(dataset, cfg, step, collate=batcher))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16)
     bar = tqdm(total=cfg.steps, initial=step, disable=not show_progress, unit="step")
     running: dict[str, float] = {}

@@ -10,7 +10,7 @@ import torch
 
 from mllmseg_ros.data.datasets import FolderDataset, SyntheticDataset
 from mllmseg_ros.model import MLLMSegModel
-from mllmseg_ros.tools.train import Batcher, TrainConfig, dice_loss, focal_loss, new_model, train, training_losses
+from mllmseg_ros.tools.train import IGNORE, Batcher, TrainConfig, dice_loss, focal_loss, new_model, train, training_losses
 
 TINY = dict(image_size=56, vision_width=32, vision_layers=2, llm_width=32, llm_layers=2, vocab_size=400)
 
@@ -61,8 +61,9 @@ def test_one_step_reduces_the_loss_on_a_fixed_batch(tmp_path):
 
 
 def test_independent_questions_are_each_computed_as_if_asked_alone(tmp_path):
-    """With ``independent_questions`` every question of a sample gives the state, the [SEG]/[REJ] logits and the mask
-    it would give in a sample of its own (the node's one-question-at-a-time prompt), in one sequence."""
+    """With ``independent_questions`` every question of a sample gives, in one sequence, the states before its answer
+    tokens (the [SEG] query among them) and the cross-entropy it would give in a sample of its own (the node's
+    one-question-at-a-time prompt)."""
     from mllmseg_ros.data.datasets import Sample
     from mllmseg_ros.engine.prompt import load_chat_tokenizer
 
@@ -82,7 +83,7 @@ def test_independent_questions_are_each_computed_as_if_asked_alone(tmp_path):
         input_ids, labels, attention, pixels, _, position_ids = batch
         _, image_embeds = model.extract_image_features(pixels)
         hidden = model.run_language_model(model.embed_inputs(input_ids, image_embeds), attention, position_ids)
-        rows, cols = (labels != -100).nonzero(as_tuple=True)  # the answers' tokens, in order
+        rows, cols = (labels != IGNORE).nonzero(as_tuple=True)  # the answers' tokens, in order
         return hidden[rows, cols - 1], labels[rows, cols]
 
     with torch.no_grad():
@@ -90,10 +91,10 @@ def test_independent_questions_are_each_computed_as_if_asked_alone(tmp_path):
         alone_states, alone_labels = zip(*(answer_states(batch) for batch in alone))
         assert torch.equal(packed_labels, torch.cat(alone_labels))
         torch.testing.assert_close(packed_states, torch.cat(alone_states), atol=1e-4, rtol=1e-4)
-        # The losses of the packed batch and of the lone ones weighted by their answer tokens and masks agree.
-        packed_loss, packed_stats = training_losses(model, packed, TrainConfig(**TINY))
+        # The packed batch's cross-entropy is the lone ones' weighted by their numbers of answer tokens.
+        _, packed_stats = training_losses(model, packed, TrainConfig(**TINY))
         lone = [training_losses(model, batch, TrainConfig(**TINY))[1] for batch in alone]
-    tokens = [int((batch[1] != -100).sum()) for batch in alone]
+    tokens = [int((batch[1] != IGNORE).sum()) for batch in alone]
     expected_ce = sum(stats["ce"] * n for stats, n in zip(lone, tokens)) / sum(tokens)
     assert packed_stats["ce"] == pytest.approx(expected_ce, rel=1e-4)
 
@@ -223,15 +224,12 @@ def test_data_workers_give_the_same_batches_in_the_same_order():
 
 def test_workers_build_the_same_tensors_as_the_training_process(tmp_path):
     """The training loop has the workers run the Batcher too; its tensors must not depend on where it ran."""
-    import functools
-
     from mllmseg_ros.data.scenes import Camera
     from mllmseg_ros.engine.prompt import load_chat_tokenizer
     from mllmseg_ros.tools.train import sample_batches
 
     model, _ = new_model(TrainConfig(**TINY), tmp_path / "tok")
-    batcher = Batcher(load_chat_tokenizer(tmp_path / "tok"), model.config)
-    collate = functools.partial(batcher, device=torch.device("cpu"))
+    collate = Batcher(load_chat_tokenizer(tmp_path / "tok"), model.config)
     dataset = SyntheticDataset(0, 1000, camera=Camera(96, 72))
     cfg = TrainConfig(steps=3, batch_size=2, seed=3)
     serial = list(sample_batches(dataset, cfg, collate=collate))
