@@ -2,7 +2,8 @@
 from .visualize import draw_overlay
 from .postprocess import MaskGeometry, mask_geometry, resize_probability
 from .preprocess import as_rgb, preprocess
-from .prompt import build_prompt_turns, load_chat_tokenizer, normalize_command
+from .commands import normalize_command
+from .prompt import build_prompt_turns, load_chat_tokenizer
 from .segmenter import EncodedFrames, Segmenter, SegmenterOptions, SegmentationResult
 
 __all__ = [

@@ -23,14 +23,8 @@ from ..model import MLLMSegModel
 from ..model.mask_decoder import ImageContext
 from .postprocess import mask_geometry, resize_probability
 from .preprocess import as_rgb, preprocess, preprocess_batch
-from .prompt import (
-    DEFAULT_COMMAND_PREFIXES,
-    IMG_END,
-    build_prompt_turns,
-    clean_expression,
-    load_chat_tokenizer,
-    normalize_command,
-)
+from .commands import DEFAULT_COMMAND_PREFIXES, normalize_command
+from .prompt import IMG_END, build_prompt_turns, clean_expression, load_chat_tokenizer
 
 
 @dataclass

@@ -22,7 +22,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
-from ..engine.prompt import DEFAULT_COMMAND_PREFIXES
+from ..engine.commands import DEFAULT_COMMAND_PREFIXES
 from .buffers import Frame, LatestFrameSlot, StampMatcher
 from .conversions import (
     compressed_to_rgb,

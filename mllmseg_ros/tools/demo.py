@@ -15,7 +15,7 @@ import numpy as np
 
 from ..data.scenes import make_scene
 from ..engine.depth import PinholeIntrinsics, centroid_3d, depth_to_metres
-from ..engine.prompt import normalize_command
+from ..engine.commands import normalize_command
 
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "models" / "mllmseg_demo"
 DEMO_SEEDS = 9_000_000  # held out: training uses seeds below 1,000,000
