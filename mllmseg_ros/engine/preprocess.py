@@ -11,6 +11,13 @@ MAX_IMAGE_SIDE = 8192  # 8K; larger frames are rejected rather than silently eat
 COLOR_ORDERS = ("rgb", "bgr", "gray")
 
 
+def check_image_size(width: int, height: int) -> None:
+    """ValueError unless 1 <= width, height <= MAX_IMAGE_SIDE. Call it before decoding or converting anything, so a
+    small message that declares a huge picture is refused before its pixels are allocated."""
+    if not (1 <= height <= MAX_IMAGE_SIDE and 1 <= width <= MAX_IMAGE_SIDE):
+        raise ValueError(f"image size {width}x{height} is outside 1..{MAX_IMAGE_SIDE} pixels per side")
+
+
 def as_rgb(image: np.ndarray, color: str = "rgb") -> np.ndarray:
     """Validate an image and return it as H x W x 3 uint8 RGB.
 
@@ -30,9 +37,7 @@ def as_rgb(image: np.ndarray, color: str = "rgb") -> np.ndarray:
             raise ValueError(f"a grayscale image must be H x W (or H x W x 1), got shape {image.shape}")
     elif image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"an {color} image must be H x W x 3, got shape {image.shape}")
-    height, width = image.shape[:2]
-    if not (1 <= height <= MAX_IMAGE_SIDE and 1 <= width <= MAX_IMAGE_SIDE):
-        raise ValueError(f"image size {width}x{height} is outside 1..{MAX_IMAGE_SIDE} pixels per side")
+    check_image_size(image.shape[1], image.shape[0])
     if color == "gray":
         return np.repeat(image[:, :, None], 3, axis=2)
     if color == "bgr":
