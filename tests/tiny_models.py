@@ -28,6 +28,18 @@ INTERNLM2 = {
     "hidden_act": "silu", "rms_norm_eps": 1e-5, "rope_theta": 1000000.0, "bias": False,
     "max_position_embeddings": 256, "rope_scaling": {"type": "dynamic", "factor": 2.0},
 }
+# InternVL3.5's llm_config: every key of OpenGVLab/InternVL3_5-8B's (Qwen3-8B), sizes shrunk. head_dim is 16, not
+# hidden / heads = 12: as in Qwen3-4B (32 x 128 = 4096 for a width of 2560) q_proj is wider than the model.
+QWEN3 = {
+    "_name_or_path": "Qwen3-8B", "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 96,
+    "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "head_dim": 16, "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 1000000,
+    "rope_scaling": None, "max_position_embeddings": 40960, "max_window_layers": 2, "use_sliding_window": False,
+    "sliding_window": None, "attention_bias": False, "attention_dropout": 0.0, "tie_word_embeddings": False,
+    "bos_token_id": None, "eos_token_id": TOKENS["<|im_end|>"], "initializer_range": 0.02, "torch_dtype": "bfloat16",
+    "use_cache": False, "debug": False, "ep_size": 1, "micro_forward": False, "skip_checkpoint": False,
+    "use_deepep": False,
+}
 DECODER = {"width": 32, "num_heads": 4, "ffn_dim": 32}
 
 
@@ -62,6 +74,18 @@ def write_qwen2_checkpoint(folder: Path, seed: int = 0) -> dict[str, torch.Tenso
     """A tiny Qwen2-format checkpoint (our key layout is the official one); returns the saved tensors."""
     write_config(folder, QWEN2)
     state = {k: v.contiguous() for k, v in random_model(QWEN2, seed).state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return state
+
+
+def write_qwen3_checkpoint(folder: Path, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A tiny InternVL3.5-shaped checkpoint (Qwen3 LLM, official key layout); returns the saved tensors. The LLM's
+    RMSNorm weights (q_norm and k_norm included) are random, not ones, so a norm left out changes the results."""
+    write_config(folder, QWEN3)
+    state = {k: v.contiguous() for k, v in random_model(QWEN3, seed).state_dict().items()}
+    g = torch.Generator().manual_seed(seed + 1)
+    for key in [k for k in state if k.startswith("language_model.") and k.endswith("norm.weight")]:
+        state[key] = 1 + 0.3 * torch.randn(state[key].shape, generator=g)
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
     return state
 

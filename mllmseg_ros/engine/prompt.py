@@ -16,6 +16,11 @@ from typing import Sequence
 INTERNVL2_5_SYSTEM_MESSAGE = (
     "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
 )
+# Conversation templates we can build, by the name in config.json's "template": their system messages. InternVL3.5's
+# Qwen3 models are fine-tuned with "internvl2_5" too (InternVL's own Qwen3 SFT scripts pass --conv_style internvl2_5):
+# the same ChatML turns and system message, and no Qwen3 <think> block (that comes only from Qwen3's own chat
+# template, which InternVL's preprocessing does not use).
+SYSTEM_MESSAGES: dict[str, str] = {"internvl2_5": INTERNVL2_5_SYSTEM_MESSAGE}
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 SEG, REJ = "[SEG]", "[REJ]"
 
@@ -37,15 +42,24 @@ class PromptTurns:
 
 
 def build_prompt_turns(
-    expressions: Sequence[str], num_image_tokens: int, answers: Sequence[str] | None = None, bos: str = ""
+    expressions: Sequence[str],
+    num_image_tokens: int,
+    answers: Sequence[str] | None = None,
+    bos: str = "",
+    template: str = "internvl2_5",
 ) -> PromptTurns:
-    """The official RES conversation for ``expressions`` (already cleaned), answers all [SEG] by default."""
+    """The official RES conversation for ``expressions`` (already cleaned), answers all [SEG] by default.
+
+    ``template`` is the checkpoint's ``config.json`` "template"; any other than those in ``SYSTEM_MESSAGES`` is an error
+    (a prompt in the wrong template would run without complaint and give poor masks)."""
+    if template not in SYSTEM_MESSAGES:
+        raise ValueError(f"unsupported conversation template {template!r}; supported: {sorted(SYSTEM_MESSAGES)}")
     answers = list(answers) if answers is not None else [SEG] * len(expressions)
     image = IMG_START + IMG_CONTEXT * num_image_tokens + IMG_END
     question = "\n What are " + ", ".join(expressions) + "in this image? Please output segmentation masks."
     answer = "Sure," + ", ".join(f"{e}:{a}" for e, a in zip(expressions, answers)) + "."
     return PromptTurns(
-        system=f"{bos}<|im_start|>system\n{INTERNVL2_5_SYSTEM_MESSAGE}<|im_end|>\n",
+        system=f"{bos}<|im_start|>system\n{SYSTEM_MESSAGES[template]}<|im_end|>\n",
         user=f"<|im_start|>user\n{image}{question}<|im_end|>\n",
         assistant=f"<|im_start|>assistant\n{answer}<|im_end|>\n",
     )

@@ -135,7 +135,8 @@ class Segmenter:
         return int(getattr(self.config.llm, "max_position_embeddings", 32768))
 
     def _encode_turns(self, expressions: Sequence[str], answers: Sequence[str] | None = None) -> list[int]:
-        turns = build_prompt_turns(expressions, self.config.num_image_tokens, answers, bos=self.tokenizer.bos_token)
+        turns = build_prompt_turns(expressions, self.config.num_image_tokens, answers, bos=self.tokenizer.bos_token,
+                                   template=self.config.template)
         return [i for turn in turns.as_list() for i in self.tokenizer.encode(turn)]
 
     def prompt_ids(self, expressions: Sequence[str]) -> torch.LongTensor:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from transformers import LlamaConfig, PretrainedConfig, Qwen2Config
+from transformers import LlamaConfig, PretrainedConfig, Qwen2Config, Qwen3Config
 
 from .errors import CheckpointError
 
@@ -81,6 +81,8 @@ class MaskDecoderConfig:
 _LLM_FAMILIES = {
     # architecture name in llm_config -> (family, transformers config class used to run it)
     "Qwen2ForCausalLM": ("qwen2", Qwen2Config),
+    # InternVL3.5 (1B-8B): Qwen3 dense models, run by transformers' own Qwen3 classes (q/k RMSNorm, explicit head_dim).
+    "Qwen3ForCausalLM": ("qwen3", Qwen3Config),
     "InternLM2ForCausalLM": ("internlm2", LlamaConfig),
 }
 
@@ -103,6 +105,9 @@ def build_language_config(llm_config: Mapping[str, Any]) -> tuple[str, Pretraine
     if family == "internlm2":
         values["attention_bias"] = bool(values.pop("bias", False))
         values["mlp_bias"] = False
+    if family == "qwen3" and values.get("use_sliding_window"):
+        # Every released InternVL3.5 config has it off; sliding-window layers would need their own cache handling.
+        raise CheckpointError("llm_config.use_sliding_window is true; only full attention is supported for Qwen3")
     # MLLMSeg checkpoints store a separate output head (the 1B model's head is NOT tied to its embedding).
     values["tie_word_embeddings"] = bool(llm_config.get("tie_word_embeddings", False))
     # flash-attn is optional; SDPA is exact and available everywhere.

@@ -1,4 +1,4 @@
-"""The LLM: a transformers decoder (Qwen2, or Llama for converted InternLM2 weights) plus a separate output head.
+"""The LLM: a transformers decoder (Qwen2, Qwen3, or Llama for converted InternLM2 weights) plus an output head.
 
 The head is a plain ``nn.Linear`` outside the transformers model so that the vocabulary projection runs only at the
 few positions where a [SEG]/[REJ] decision is read, never over the whole sequence (the official code projects every
@@ -10,13 +10,13 @@ import inspect
 
 import torch
 from torch import nn
-from transformers import DynamicCache, LlamaModel, PretrainedConfig, Qwen2Model
+from transformers import DynamicCache, LlamaModel, PretrainedConfig, Qwen2Model, Qwen3Model
 
-BACKBONES = {"qwen2": Qwen2Model, "internlm2": LlamaModel}
+BACKBONES = {"qwen2": Qwen2Model, "qwen3": Qwen3Model, "internlm2": LlamaModel}
 
 
 class LanguageModel(nn.Module):
-    """Keys ``model.*`` and ``lm_head.weight`` match the official Qwen2 layout (InternLM2 is converted to it)."""
+    """Keys ``model.*`` and ``lm_head.weight`` match the official Qwen2/Qwen3 layout (InternLM2 is converted to it)."""
 
     def __init__(self, family: str, config: PretrainedConfig) -> None:
         super().__init__()
