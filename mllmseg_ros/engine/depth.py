@@ -1,10 +1,14 @@
 """3D centroids from a depth image and pinhole intrinsics. Pure numpy, no ROS."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+# Relative difference of width/height ratios still taken as the same picture (848x480 depth for 1280x720 is 0.6 %).
+ASPECT_RATIO_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -32,9 +36,22 @@ class PinholeIntrinsics:
             self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5, width, height
         )
 
+    def problem(self) -> str:
+        """Why no point can be deprojected with these numbers ("" when they are usable)."""
+        problems = [f"{name} = {value:g}" for name, value in (("fx", self.fx), ("fy", self.fy))
+                    if not (math.isfinite(value) and value > 0)]
+        if problems:
+            return f"{', '.join(problems)}: the focal lengths must be finite and positive"
+        problems = [f"{name} = {value:g}" for name, value in (("cx", self.cx), ("cy", self.cy)) if not math.isfinite(value)]
+        if problems:
+            return f"{', '.join(problems)}: the principal point must be finite"
+        if self.width <= 0 or self.height <= 0:
+            return f"image size {self.width}x{self.height}: the size the intrinsics refer to is needed to scale them"
+        return ""
+
     @property
     def valid(self) -> bool:
-        return self.fx > 0 and self.fy > 0 and self.width > 0 and self.height > 0
+        return not self.problem()
 
 
 def depth_to_metres(depth: np.ndarray, scale: float = 0.001) -> np.ndarray:
@@ -46,10 +63,23 @@ def depth_to_metres(depth: np.ndarray, scale: float = 0.001) -> np.ndarray:
     raise ValueError(f"depth must be uint16 or float, got {depth.dtype}")
 
 
+def aspect_ratio_mismatch(what: str, size: tuple[int, int], image_size: tuple[int, int]) -> str:
+    """"" when a ``what`` of ``size`` (width, height) can be scaled onto the colour image of ``image_size``, else the
+    reason: scaling a picture of another aspect ratio would stretch it, and give points that are silently wrong."""
+    (width, height), (image_width, image_height) = size, image_size
+    ratio, image_ratio = width / height, image_width / image_height
+    if abs(ratio - image_ratio) > ASPECT_RATIO_TOLERANCE * image_ratio:
+        return f"{what} {width}x{height} has another aspect ratio than the colour image {image_width}x{image_height}"
+    return ""
+
+
 def depth_samples_in_mask(depth_m: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Valid depth values (finite, > 0) under ``mask``. A depth image of another size is resized to the mask's size
-    with nearest-neighbour sampling, so no depth is invented across object edges."""
+    """Valid depth values (finite, > 0) under ``mask``. A depth image of another size but the same aspect ratio is
+    resized to the mask's size with nearest-neighbour sampling, so no depth is invented across object edges; one of
+    another aspect ratio is a ValueError."""
     if depth_m.shape != mask.shape:
+        if reason := aspect_ratio_mismatch("depth", depth_m.shape[::-1], mask.shape[::-1]):
+            raise ValueError(reason)
         depth_m = cv2.resize(depth_m, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_NEAREST)
     values = depth_m[mask]
     return values[np.isfinite(values) & (values > 0)]
@@ -70,13 +100,20 @@ class Centroid3D:
 def centroid_3d(
     mask: np.ndarray, centroid_px: tuple[float, float] | None, depth_m: np.ndarray | None, intrinsics: PinholeIntrinsics | None
 ) -> Centroid3D:
-    """Median valid depth inside the mask, placed at the mask's pixel centroid."""
+    """Median valid depth inside the mask, placed at the mask's pixel centroid. ``status`` says why there is no point:
+    no target, no depth, no or unusable intrinsics, or a depth image / camera model of another aspect ratio."""
     if centroid_px is None:
         return Centroid3D(None, 0, "target not found")
     if depth_m is None:
         return Centroid3D(None, 0, "no depth image")
-    if intrinsics is None or not intrinsics.valid:
+    if intrinsics is None:
         return Centroid3D(None, 0, "no camera_info")
+    if problem := intrinsics.problem():
+        return Centroid3D(None, 0, f"camera_info unusable: {problem}")
+    image_size = (mask.shape[1], mask.shape[0])
+    for what, size in (("depth", (depth_m.shape[1], depth_m.shape[0])), ("camera_info", (intrinsics.width, intrinsics.height))):
+        if reason := aspect_ratio_mismatch(what, size, image_size):
+            return Centroid3D(None, 0, reason)
     samples = depth_samples_in_mask(depth_m, mask)
     if samples.size == 0:
         return Centroid3D(None, 0, "no valid depth inside the mask")

@@ -1,10 +1,12 @@
 """3D centroid maths with known answers."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from mllmseg_ros.engine.depth import PinholeIntrinsics, centroid_3d, deproject, depth_to_metres
+from mllmseg_ros.engine.depth import PinholeIntrinsics, centroid_3d, deproject, depth_samples_in_mask, depth_to_metres
 
 K = [500.0, 0.0, 319.5, 0.0, 500.0, 239.5, 0.0, 0.0, 1.0]
 
@@ -59,7 +61,7 @@ def test_intrinsics_of_another_resolution_are_scaled():
         (None, PinholeIntrinsics.from_k(K, 640, 480), (1.0, 1.0), "no depth image"),
         (np.ones((480, 640), np.float32), None, (1.0, 1.0), "no camera_info"),
         (np.zeros((480, 640), np.float32), PinholeIntrinsics.from_k(K, 640, 480), (1.0, 1.0), "no valid depth"),
-        (np.ones((480, 640), np.float32), PinholeIntrinsics.from_k([0.0] * 9, 640, 480), (1.0, 1.0), "no camera_info"),
+        (np.ones((480, 640), np.float32), PinholeIntrinsics.from_k([0.0] * 9, 640, 480), (1.0, 1.0), "camera_info unusable: fx = 0, fy = 0"),
         (np.ones((480, 640), np.float32), PinholeIntrinsics.from_k(K, 640, 480), None, "not found"),
     ],
 )
@@ -71,3 +73,48 @@ def test_reasons_when_there_is_no_3d_point(depth, intrinsics, centroid, status):
 def test_bad_depth_dtype():
     with pytest.raises(ValueError, match="uint16 or float"):
         depth_to_metres(np.zeros((2, 2), np.int8))
+
+
+@pytest.mark.parametrize("fx, reason", [(math.inf, "fx = inf"), (math.nan, "fx = nan"), (-500.0, "fx = -500")])
+def test_unusable_intrinsics_give_no_point_and_say_why(fx, reason):
+    intrinsics = PinholeIntrinsics(fx, 500.0, 319.5, 239.5, 640, 480)
+    result = centroid_3d(box_mask(), (439.5, 239.5), np.ones((480, 640), np.float32), intrinsics)
+    assert result.point is None and result.status.startswith("camera_info unusable: ") and reason in result.status
+
+
+@pytest.mark.parametrize(
+    "intrinsics, reason",
+    [
+        (PinholeIntrinsics(500.0, 500.0, math.nan, 239.5, 640, 480), "cx = nan"),
+        (PinholeIntrinsics(500.0, 500.0, 319.5, 239.5, 0, 0), "image size 0x0"),
+    ],
+)
+def test_intrinsics_problems(intrinsics, reason):
+    assert reason in intrinsics.problem() and not intrinsics.valid
+    assert PinholeIntrinsics.from_k(K, 640, 480).problem() == ""
+
+
+def test_depth_of_another_aspect_ratio_is_refused_not_stretched():
+    mask = box_mask()
+    depth = np.full((360, 640), 2.0, np.float32)
+    result = centroid_3d(mask, (439.5, 239.5), depth, PinholeIntrinsics.from_k(K, 640, 480))
+    assert result.point is None and result.samples == 0
+    assert result.status == "depth 640x360 has another aspect ratio than the colour image 640x480"
+    with pytest.raises(ValueError, match="depth 640x360 has another aspect ratio"):
+        depth_samples_in_mask(depth, mask)
+
+
+def test_depth_of_nearly_the_same_aspect_ratio_is_scaled():
+    # 848x480 depth for a 1280x720 image (a common RealSense pairing): 0.6 % apart, within the tolerance.
+    mask = np.zeros((720, 1280), bool)
+    mask[300:400, 600:700] = True
+    intrinsics = PinholeIntrinsics(900.0, 900.0, 639.5, 359.5, 1280, 720)
+    result = centroid_3d(mask, (649.5, 349.5), np.full((480, 848), 1.25, np.float32), intrinsics)
+    assert result.status == "ok" and result.point[2] == pytest.approx(1.25)
+
+
+def test_camera_info_of_another_aspect_ratio_is_refused():
+    intrinsics = PinholeIntrinsics(500.0, 500.0, 319.5, 179.5, 640, 360)
+    result = centroid_3d(box_mask(), (439.5, 239.5), np.ones((480, 640), np.float32), intrinsics)
+    assert result.point is None
+    assert result.status == "camera_info 640x360 has another aspect ratio than the colour image 640x480"
