@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .cli_args import COUNT, FRACTION, NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, UserError, check_device, make_out_dir
+
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -68,6 +70,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     image_bgr = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
     if image_bgr is None:
         raise UserError(f"cannot read image: {args.image}")
+    check_device(args.device)
+    out_dir = make_out_dir(args.out) if args.out else None
     options = SegmenterOptions(threshold=args.threshold, centroid_of_largest_component=args.largest_component)
     segmenter = Segmenter.from_pretrained(
         model_dir, device=args.device, dtype=getattr(torch, args.dtype), threads=args.threads,
@@ -77,7 +81,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
     expressions = segmenter.expressions_from_command("; ".join(args.expressions)) if args.command else args.expressions
     results = segmenter.segment(image_rgb, expressions)
-    written = write_outputs(Path(args.out), image_rgb, results) if args.out else []
+    written = write_outputs(out_dir, image_rgb, results) if out_dir else []
     if args.json:
         print(json.dumps({"image": str(args.image), "results": results_as_dicts(results), "files": [str(p) for p in written]}, indent=2))
     else:
@@ -113,7 +117,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import DEMO_MODEL, run_demo
 
-    return run_demo(Path(args.out), scenes=args.scenes, model_dir=Path(args.model or DEMO_MODEL))
+    return run_demo(make_out_dir(args.out), scenes=args.scenes, model_dir=Path(args.model or DEMO_MODEL))
 
 
 def cmd_play(args: argparse.Namespace) -> int:
@@ -153,6 +157,7 @@ def cmd_bag_eval(args: argparse.Namespace) -> int:
 
     if not Path(args.model).is_dir():
         raise UserError(f"model folder not found: {args.model}")
+    check_device(args.device)
     with ros_session():
         scores = evaluate_bag(args.bag, args.model, args.ground_truth, parse_remap(args.remap), args.rate,
                               {"device": args.device, "dtype": args.dtype, "threshold": args.threshold})
@@ -171,11 +176,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if not Path(args.model).is_dir():
         raise UserError(f"model folder not found: {args.model}")
+    check_device(args.device)
+    out = Path(args.out or f"eval_{args.dataset}_{args.split}.json")
+    make_out_dir(out.parent)
     samples, annotations = load_split(args.data, args.dataset, args.split)
     if args.limit:
         samples = samples[: args.limit]
     segmenter = Segmenter.from_pretrained(args.model, device=args.device, dtype=getattr(torch, args.dtype), threads=args.threads)
-    out = Path(args.out or f"eval_{args.dataset}_{args.split}.json")
     modes = ["image", "expression"] if args.mode == "both" else [args.mode]
     report = {"model": str(args.model), "dataset": args.dataset, "split": args.split, "results": {}}
     for mode in modes:
@@ -193,15 +200,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
+    if args.device:
+        check_device(args.device)
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
     cfg = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig.from_dict(overrides)
     folder = train(cfg)
     print(f"wrote {folder}")
     return 0
-
-
-class UserError(Exception):
-    """A problem with the user's input: printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--json", action="store_true", help="print JSON instead of a table")
     seg.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     seg.add_argument("--dtype", default="float32", choices=DTYPES)
-    seg.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    seg.add_argument("--threshold", type=float, default=0.5, help="mask threshold on the probability map")
+    seg.add_argument("--threads", type=NON_NEGATIVE_INT, default=None, help="CPU threads for torch")
+    seg.add_argument("--threshold", type=FRACTION, default=0.5, help="mask threshold on the probability map")
     seg.add_argument("--largest-component", action="store_true", help="centroid of the largest connected component")
     seg.add_argument("--quantization", choices=["int8", "bnb-int8", "bnb-nf4"],
                      help="8/4-bit ViT and LLM weights: int8 (torch, CPU float32) or bitsandbytes int8/nf4")
@@ -236,18 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the node with the trained demo model on a replayed bag of synthetic scenes")
     demo.add_argument("--out", default="out/demo", help="output folder")
-    demo.add_argument("--scenes", type=int, default=8, help="scenes in the generated bag")
+    demo.add_argument("--scenes", type=COUNT, default=8, help="scenes in the generated bag")
     demo.add_argument("--model", help="checkpoint folder (default: the shipped demo model)")
     demo.set_defaults(handler=cmd_demo)
 
     play = sub.add_parser("play", help="publish a rosbag2 bag (.db3 or .mcap) with its timing, like ros2 bag play")
     play.add_argument("bag", help="rosbag2 folder (or one .db3/.mcap file)")
-    play.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast)")
+    play.add_argument("--rate", type=POSITIVE, default=1.0, help="speed factor (2 = twice as fast)")
     play.add_argument("--loop", action="store_true", help="start over at the end, until Ctrl-C")
     play.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO", help="publish bag topic FROM on TO")
     play.add_argument("--topics", nargs="+", help="play only these bag topics")
     play.add_argument("--best-effort", action="store_true", help="publish BEST_EFFORT instead of RELIABLE")
-    play.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
+    play.add_argument("--wait-for-subscribers", type=NON_NEGATIVE, default=0.0, metavar="S",
                       help="wait up to S seconds for a subscriber on every topic before playing")
     play.set_defaults(handler=cmd_play)
 
@@ -255,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("out", help="new bag folder (must not exist)")
     rec.add_argument("--topic", nargs=2, action="append", required=True, metavar=("TOPIC", "TYPE"),
                      help="topic and message type, e.g. /camera/image_raw sensor_msgs/msg/Image; repeatable")
-    rec.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    rec.add_argument("--max-messages", type=int, metavar="N", help="stop after N messages in all")
+    rec.add_argument("--duration", type=POSITIVE, metavar="S", help="stop after S seconds")
+    rec.add_argument("--max-messages", type=COUNT, metavar="N", help="stop after N messages in all")
     rec.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     rec.add_argument("--reliability", choices=["auto", "reliable", "best_effort"], default="auto",
                      help="subscription QoS; auto matches each topic's publishers once one appears")
@@ -268,10 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     bag_eval.add_argument("--ground-truth", default="/ground_truth", help="mllmseg_ros/msg/SegmentationArray topic")
     bag_eval.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO",
                           help="bag topic -> node input (image, depth, camera_info, command), e.g. /cam/rgb:=/image")
-    bag_eval.add_argument("--rate", type=float, default=1.0, help="replay speed factor")
+    bag_eval.add_argument("--rate", type=POSITIVE, default=1.0, help="replay speed factor")
     bag_eval.add_argument("--device", default="cpu")
     bag_eval.add_argument("--dtype", default="auto", choices=["auto", *DTYPES])
-    bag_eval.add_argument("--threshold", type=float, default=0.5, help="mask threshold")
+    bag_eval.add_argument("--threshold", type=FRACTION, default=0.5, help="mask threshold")
     bag_eval.add_argument("--json", help="write the per-target scores to this file")
     bag_eval.set_defaults(handler=cmd_bag_eval)
 
@@ -283,10 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--mode", choices=["image", "expression", "both"], default="image",
                     help="image: all expressions of an image in one conversation (official); expression: one at a time")
     ev.add_argument("--out", help="results JSON (default eval_<dataset>_<split>.json); progress files beside it make reruns resume")
-    ev.add_argument("--limit", type=int, help="only the first N images")
+    ev.add_argument("--limit", type=COUNT, help="only the first N images")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--dtype", default="float32", choices=DTYPES)
-    ev.add_argument("--threads", type=int)
+    ev.add_argument("--threads", type=NON_NEGATIVE_INT)
     ev.set_defaults(handler=cmd_eval)
 
     tr = sub.add_parser("train", help="train or fine-tune with MLLMSeg's objective (see README: Training)")
@@ -294,9 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", help="output folder (checkpoint-last/ for resuming, model/ at the end)")
     tr.add_argument("--base-model", dest="base_model", help="checkpoint to fine-tune (default: a new small model)")
     tr.add_argument("--data", help="synthetic | a folder with samples.jsonl | refer:ROOT:DATASET")
-    tr.add_argument("--steps", type=int)
-    tr.add_argument("--batch-size", dest="batch_size", type=int)
-    tr.add_argument("--lr", type=float)
+    tr.add_argument("--steps", type=COUNT)
+    tr.add_argument("--batch-size", dest="batch_size", type=COUNT)
+    tr.add_argument("--lr", type=POSITIVE)
     tr.add_argument("--llm", choices=["full", "lora", "frozen"])
     tr.add_argument("--freeze-vit", dest="freeze_vit", action="store_true", default=None)
     tr.add_argument("--freeze-projector", dest="freeze_projector", action="store_true", default=None)
@@ -305,8 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--independent-questions", dest="independent_questions", action="store_true", default=None,
                     help="train each question of an image as if asked alone (one shared image prefix per sequence)")
     tr.add_argument("--device")
-    tr.add_argument("--threads", type=int)
-    tr.add_argument("--data-workers", dest="data_workers", type=int,
+    tr.add_argument("--threads", type=NON_NEGATIVE_INT)
+    tr.add_argument("--data-workers", dest="data_workers", type=NON_NEGATIVE_INT,
                     help="processes building the next batches while a step trains (same samples for any number)")
     tr.set_defaults(handler=cmd_train)
     return parser

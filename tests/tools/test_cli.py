@@ -81,3 +81,58 @@ def test_convert_pickle_checkpoint_to_safetensors(golden_checkpoint, tmp_path, c
     converted = load_file(str(tmp_path / "converted" / "model.safetensors"))
     assert converted.keys() == state.keys() and all(torch.equal(converted[k], state[k]) for k in state)
     assert (tmp_path / "converted" / "config.json").is_file()
+
+
+def test_uncreatable_out_folder_is_a_one_line_error(golden_checkpoint, image_file, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code = main(["segment", "--model", str(golden_checkpoint), str(image_file), "a dog", "--out", str(blocker / "out")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot create output folder" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("device, message", [("cuda", "CUDA is not available"), ("gpu", "--device 'gpu'")])
+def test_unusable_device_is_a_one_line_error(golden_checkpoint, image_file, monkeypatch, capsys, device, message):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same answer on a GPU machine
+    assert main(["segment", "--model", str(golden_checkpoint), str(image_file), "a dog", "--device", device]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["segment", "--model", "M", "I", "a cup", "--threshold", "5"], "--threshold"),
+        (["segment", "--model", "M", "I", "a cup", "--threshold", "-0.1"], "--threshold"),
+        (["segment", "--model", "M", "I", "a cup", "--threshold", "nan"], "--threshold"),
+        (["segment", "--model", "M", "I", "a cup", "--threads", "-1"], "--threads"),
+        (["bag-eval", "B", "--model", "M", "--threshold", "1.5"], "--threshold"),
+        (["bag-eval", "B", "--model", "M", "--rate", "0"], "--rate"),
+        (["play", "B", "--rate", "-2"], "--rate"),
+        (["play", "B", "--wait-for-subscribers", "-1"], "--wait-for-subscribers"),
+        (["record", "O", "--topic", "/a", "std_msgs/msg/String", "--duration", "0"], "--duration"),
+        (["record", "O", "--topic", "/a", "std_msgs/msg/String", "--max-messages", "0"], "--max-messages"),
+        (["demo", "--scenes", "0"], "--scenes"),
+        (["eval", "--model", "M", "--data", "D", "--dataset", "refcoco", "--split", "val", "--limit", "0"], "--limit"),
+        (["train", "--steps", "0"], "--steps"),
+        (["train", "--batch-size", "-4"], "--batch-size"),
+        (["train", "--lr", "0"], "--lr"),
+        (["train", "--data-workers", "-1"], "--data-workers"),
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors(argv, option, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert f"argument {option}: must be" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_range_limits_themselves_are_accepted():
+    from mllmseg_ros.tools.cli import build_parser
+
+    args = build_parser().parse_args(["segment", "--model", "M", "I", "a cup", "--threshold", "1", "--threads", "0"])
+    assert args.threshold == 1.0 and args.threads == 0
+    assert build_parser().parse_args(["segment", "--model", "M", "I", "a cup", "--threshold", "0"]).threshold == 0.0
