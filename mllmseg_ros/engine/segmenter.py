@@ -23,7 +23,14 @@ from ..model import MLLMSegModel
 from ..model.mask_decoder import ImageContext
 from .postprocess import mask_geometry, resize_probability
 from .preprocess import as_rgb, preprocess, preprocess_batch
-from .commands import DEFAULT_COMMAND_PREFIXES, normalize_command
+from .commands import (
+    DEFAULT_COMMAND_PREFIXES,
+    DEFAULT_STOP_PHRASES,
+    MAX_COMMAND_CHARS,
+    ParsedCommand,
+    normalize_command,
+    parse_command,
+)
 from .prompt import IMG_END, build_prompt_turns, clean_expression, load_chat_tokenizer
 
 
@@ -63,6 +70,8 @@ class SegmenterOptions:
     threshold: float = 0.5
     centroid_of_largest_component: bool = False
     command_prefixes: tuple[str, ...] = DEFAULT_COMMAND_PREFIXES
+    stop_phrases: tuple[str, ...] = DEFAULT_STOP_PHRASES  # commands that end the current target ("stop", "never mind")
+    max_command_chars: int = MAX_COMMAND_CHARS  # longer commands are refused before any parsing or tokenising
 
 
 def compile_stages(model: MLLMSegModel) -> None:
@@ -176,7 +185,14 @@ class Segmenter:
         return cleaned
 
     def expressions_from_command(self, command: str) -> list[str]:
-        return normalize_command(command, self.options.command_prefixes)
+        """All of ``command`` as expressions, or ValueError (see ``commands.normalize_command``)."""
+        options = self.options
+        return normalize_command(command, options.command_prefixes, options.stop_phrases, options.max_command_chars)
+
+    def parse_command(self, command: str) -> ParsedCommand:
+        """``command``'s targets, stop and problems with this segmenter's word lists (see ``commands.parse_command``)."""
+        options = self.options
+        return parse_command(command, options.command_prefixes, options.stop_phrases, options.max_command_chars)
 
     # --- per-frame work -------------------------------------------------------------------------------------------
     def _image_features(self, images: Sequence[np.ndarray], color: str, timings: dict, lap):
