@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from ..engine.prompt import clean_expression
+from .refer import annotation_mask, load_split
 from .scenes import Camera, make_scene
 
 
@@ -132,10 +133,7 @@ class ReferDataset:
     """A REFER split (RefCOCO/+/g), one sample per image with all its expressions (as the official training)."""
 
     def __init__(self, root: str | Path, dataset: str, split: str = "train") -> None:
-        from ..tools.refer_eval import annotation_mask, load_split
-
         self.samples, self.annotations = load_split(root, dataset, split)
-        self._mask = annotation_mask
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -148,6 +146,6 @@ class ReferDataset:
         for ann_ids in sample.ann_ids:
             mask = np.zeros((height, width), bool)
             for ann_id in ann_ids:
-                mask |= self._mask(self.annotations[ann_id], height, width)
+                mask |= annotation_mask(self.annotations[ann_id], height, width)
             masks.append(mask)
         return Sample(image, list(sample.expressions), masks)

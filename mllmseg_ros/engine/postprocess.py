@@ -45,3 +45,14 @@ def mask_geometry(mask: np.ndarray, centroid_of_largest_component: bool = False)
     moments = cv2.moments(np.ascontiguousarray(region).view(np.uint8), binaryImage=True)
     centroid = (moments["m10"] / moments["m00"], moments["m01"] / moments["m00"])
     return MaskGeometry(area, (int(x), int(y), int(w), int(h)), (float(centroid[0]), float(centroid[1])))
+
+
+def intersection_and_union(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """Pixels in both and in either of two boolean masks of one size."""
+    return int(np.logical_and(a, b).sum()), int(np.logical_or(a, b).sum())
+
+
+def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Intersection over union of two boolean masks of one size; 1.0 when both are empty (they agree)."""
+    inter, union = intersection_and_union(predicted, truth)
+    return inter / union if union else 1.0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.postprocess import mask_iou
 from .bags import BagError, message_class, open_bag, play
 
 
@@ -43,11 +44,6 @@ class TargetScore:
 
 def _mask(image_msg) -> np.ndarray:
     return np.frombuffer(image_msg.data, np.uint8).reshape(image_msg.height, image_msg.step)[:, : image_msg.width] > 0
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def _stamp(header) -> int:
@@ -81,7 +77,7 @@ def score(ground_truth: dict[int, object], answers: dict[int, object]) -> list[T
             entry.latencies_ms.append(answer.total_ms)
             entry.found_correct += int(predicted.found == expected.found)
             if expected.found:
-                entry.ious.append(iou(_mask(predicted.mask), _mask(expected.mask)) if predicted.found else 0.0)
+                entry.ious.append(mask_iou(_mask(predicted.mask), _mask(expected.mask)) if predicted.found else 0.0)
                 if predicted.centroid_3d_valid and (expected.centroid_3d.z > 0):
                     a, b = predicted.centroid_3d, expected.centroid_3d
                     entry.centroid_errors_mm.append(1000 * float(np.linalg.norm([a.x - b.x, a.y - b.y, a.z - b.z])))

@@ -172,7 +172,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from ..engine import Segmenter
-    from .refer_eval import evaluate, load_split
+    from ..data.refer import load_split
+    from .refer_eval import evaluate
 
     if not Path(args.model).is_dir():
         raise UserError(f"model folder not found: {args.model}")

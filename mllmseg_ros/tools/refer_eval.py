@@ -1,9 +1,6 @@
-"""``mllmseg-ros eval``: the paper's RES metrics on RefCOCO / RefCOCO+ / RefCOCOg (and gRefCOCO) in the REFER layout.
+"""``mllmseg-ros eval``: the paper's RES metrics on RefCOCO / RefCOCO+ / RefCOCOg (and gRefCOCO) in the REFER layout
+(read by ``mllmseg_ros.data.refer``, which describes it).
 
-Layout (as the REFER toolkit and the official MLLMSeg evaluation expect):
-    REFER_ROOT/<dataset>/refs(unc).p   (refcocog: refs(umd).p; grefcoco: grefs(unc).json)
-    REFER_ROOT/<dataset>/instances.json
-    REFER_ROOT/images/mscoco/images/train2014/COCO_train2014_<id>.jpg
 Metrics: cIoU = sum of intersections / sum of unions over all expressions; gIoU = mean per-expression IoU (and the
 official RES script's per-image average); the [SEG]/[REJ] accuracy; and, for expressions with no target
 (gRefCOCO), the no-target accuracy ([REJ] answered). By default all expressions of an image go into one conversation, as the official
@@ -12,7 +9,6 @@ evaluation does; ``per_expression`` asks one at a time (the frame is encoded onc
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
@@ -20,79 +16,14 @@ from typing import Iterable, Protocol, Sequence
 import cv2
 import numpy as np
 
-from ..engine.prompt import clean_expression
-
-REFS_FILES = {"refcoco": "refs(unc).p", "refcoco+": "refs(unc).p", "refcocog": "refs(umd).p", "grefcoco": "grefs(unc).json"}
-IMAGE_DIR = Path("images") / "mscoco" / "images" / "train2014"
+from ..data.refer import ReferSample, annotation_mask
+from ..engine.postprocess import intersection_and_union
 
 
 class MaskSource(Protocol):
     """What the evaluation needs from a segmenter (``mllmseg_ros.engine.Segmenter`` fits)."""
 
     def segment(self, image: np.ndarray, expressions: Sequence[str]) -> list: ...
-
-
-class _PlainUnpickler(pickle.Unpickler):
-    """refs(*).p files hold only dicts, lists, strings and numbers: refuse anything that would import code."""
-
-    def find_class(self, module: str, name: str):
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a REFER refs file")
-
-
-def load_refs(path: Path) -> list[dict]:
-    if path.suffix == ".json":
-        return json.loads(path.read_text())
-    with open(path, "rb") as handle:
-        return _PlainUnpickler(handle, encoding="latin1").load()
-
-
-@dataclass
-class ReferSample:
-    image_path: Path
-    expressions: list[str]
-    ann_ids: list[list[int]]  # annotations of each expression's target (empty: no target, gRefCOCO)
-
-
-def load_split(root: str | Path, dataset: str, split: str) -> tuple[list[ReferSample], dict]:
-    """Samples grouped by image (all expressions of one image together) and the COCO annotations by id."""
-    root = Path(root)
-    if dataset not in REFS_FILES:
-        raise ValueError(f"unknown dataset {dataset!r}; one of {sorted(REFS_FILES)}")
-    refs_path = root / dataset / REFS_FILES[dataset]
-    instances_path = root / dataset / "instances.json"
-    for path in (refs_path, instances_path):
-        if not path.is_file():
-            raise ValueError(f"{path} not found (expected the REFER layout, see `mllmseg-ros eval --help`)")
-    refs = [r for r in load_refs(refs_path) if r["split"] == split]
-    if not refs:
-        raise ValueError(f"no refs with split {split!r} in {refs_path}")
-    instances = json.loads(instances_path.read_text())
-    annotations = {a["id"]: a for a in instances["annotations"]}
-    files = {img["id"]: img["file_name"] for img in instances["images"]}
-    by_image: dict[int, ReferSample] = {}
-    for ref in refs:
-        image_id = ref["image_id"]
-        sample = by_image.setdefault(image_id, ReferSample(root / IMAGE_DIR / files[image_id], [], []))
-        ann_ids = ref["ann_id"] if isinstance(ref["ann_id"], list) else [ref["ann_id"]]
-        ann_ids = [a for a in ann_ids if a in annotations]  # gRefCOCO marks "no target" with -1
-        for sentence in ref["sentences"]:
-            sample.expressions.append(clean_expression(sentence["sent"]))
-            sample.ann_ids.append(ann_ids)
-    return list(by_image.values()), annotations
-
-
-def annotation_mask(annotation: dict, height: int, width: int) -> np.ndarray:
-    """Polygon or RLE COCO segmentation -> H x W bool, decoded by pycocotools."""
-    from pycocotools import mask as coco_mask
-
-    segmentation = annotation["segmentation"]
-    if isinstance(segmentation, list):  # polygons
-        rle = coco_mask.merge(coco_mask.frPyObjects(segmentation, height, width))
-    elif isinstance(segmentation.get("counts"), list):  # uncompressed RLE
-        rle = coco_mask.frPyObjects(segmentation, height, width)
-    else:
-        rle = segmentation
-    return coco_mask.decode(rle).astype(bool)
 
 
 MASK_THRESHOLD = 0.5  # the official evaluation: probability >= 0.5 after bilinear resizing to the image
@@ -132,9 +63,8 @@ class Metrics:
             if decision == "REJ":
                 return 0.0, 0.0, 1.0, decision_ok, 1, 1
             return 0.0, float(predicted.sum()), 0.0, decision_ok, 1, 0
-        inter = float(np.logical_and(predicted, target).sum())
-        union = float(np.logical_or(predicted, target).sum())
-        return inter, union, inter / union, decision_ok, 0, 0
+        inter, union = intersection_and_union(predicted, target)
+        return float(inter), float(union), inter / union, decision_ok, 0, 0
 
     def summary(self) -> dict:
         n = len(self.ious)

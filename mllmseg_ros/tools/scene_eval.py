@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data.scenes import make_scene
-from ..engine.postprocess import mask_geometry
+from ..engine.postprocess import mask_geometry, mask_iou
 
 HELD_OUT_START = 5_000_000  # training uses seeds below 1,000,000
 CENTROID_TOLERANCE_PX = 10.0
@@ -54,11 +54,10 @@ def evaluate_scenes(segmenter, scenes: int, start: int = HELD_OUT_START, per_sce
                 continue
             truth = scene.target_mask(expression)
             predicted = result.mask
-            iou = float((predicted & truth).sum() / max(1, (predicted | truth).sum()))
+            iou = mask_iou(predicted, truth)
             scores.ious.append(iou)
             scores.by_kind[expression.kind].append(iou)
-            ys, xs = np.nonzero(truth)
-            centre = np.array([xs.mean(), ys.mean()])
+            centre = np.array(mask_geometry(truth).centroid)
             if result.centroid is None:
                 scores.centroid_errors.append(float("inf"))
                 scores.largest_part_errors.append(float("inf"))

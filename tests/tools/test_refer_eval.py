@@ -11,7 +11,8 @@ import pytest
 from pycocotools import mask as coco_mask
 
 from mllmseg_ros.tools.cli import main
-from mllmseg_ros.tools.refer_eval import IMAGE_DIR, Metrics, evaluate, load_split
+from mllmseg_ros.data.refer import IMAGE_DIR, load_split
+from mllmseg_ros.tools.refer_eval import Metrics, evaluate
 
 H, W = 20, 30
 

@@ -6,18 +6,26 @@ import json
 
 import numpy as np
 import pytest
-from geometry_msgs.msg import Point
-from std_msgs.msg import String
 
-from ros_harness import camera_info_msg, depth_msg, rgb_msg
+pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed; scripts/setup.sh installs it")
+from geometry_msgs.msg import Point  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 
-from mllmseg_ros.msg import Segmentation, SegmentationArray
-from mllmseg_ros.ros.conversions import mono8_image
-from mllmseg_ros.tools.bags import write_bag
-from mllmseg_ros.tools.cli import main
+from ros.ros_harness import camera_info_msg, depth_msg, rgb_msg, tiny_checkpoint  # noqa: E402 (tests/ros/)
+
+from mllmseg_ros.msg import Segmentation, SegmentationArray  # noqa: E402
+from mllmseg_ros.ros.conversions import mono8_image  # noqa: E402
+from mllmseg_ros.tools.bags import write_bag  # noqa: E402
+from mllmseg_ros.tools.cli import main  # noqa: E402
 
 FRAMES = 5
 PERIOD_NS = 200_000_000
+
+
+@pytest.fixture(scope="module")
+def seg_checkpoint(tmp_path_factory):
+    """A tiny random model that answers [SEG] to everything (as ``tests/ros/conftest.py``'s fixture)."""
+    return tiny_checkpoint(tmp_path_factory.mktemp("tiny_seg"), decision="SEG")
 
 
 def make_bag(path, storage="mcap"):
