@@ -2,13 +2,14 @@
 from .visualize import draw_overlay
 from .postprocess import MaskGeometry, mask_geometry, resize_probability
 from .preprocess import as_rgb, preprocess
-from .commands import normalize_command
+from .commands import ParsedCommand, normalize_command, parse_command
 from .prompt import build_prompt_turns, load_chat_tokenizer
 from .segmenter import EncodedFrames, Segmenter, SegmenterOptions, SegmentationResult
 
 __all__ = [
     "EncodedFrames",
     "MaskGeometry",
+    "ParsedCommand",
     "Segmenter",
     "SegmenterOptions",
     "SegmentationResult",
@@ -18,6 +19,7 @@ __all__ = [
     "load_chat_tokenizer",
     "mask_geometry",
     "normalize_command",
+    "parse_command",
     "preprocess",
     "resize_probability",
 ]

@@ -138,3 +138,15 @@ def test_normalize_command_needs_all_of_the_command():
         normalize_command("never mind")
     with pytest.raises(ValueError, match="command is empty"):
         normalize_command("  ")
+
+
+def test_segmenter_parses_commands_with_its_options(golden_checkpoint):
+    from mllmseg_ros.engine import Segmenter, SegmenterOptions
+
+    options = SegmenterOptions(stop_phrases=("freeze",), max_command_chars=40)
+    segmenter = Segmenter.from_pretrained(golden_checkpoint, options=options)
+    assert segmenter.parse_command("um freeze").stop
+    assert segmenter.parse_command("stop").expressions == ("stop",)
+    assert segmenter.expressions_from_command("grab the cup and then the plate") == ["the cup", "the plate"]
+    with pytest.raises(ValueError, match="more than the 40 allowed"):
+        segmenter.parse_command("pick up the red cup and then the blue plate")
