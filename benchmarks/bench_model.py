@@ -71,7 +71,20 @@ SHAPES: dict[str, dict[str, dict[str, Any]]] = {
                 "rope_theta": 1e6, "rms_norm_eps": 1e-5, "bias": False},
     },
 }
-GPU_ONLY_SHAPES = {"2b", "4b", "8b"}  # left out of the default list on CPU: 8-32 GB in fp32, slow
+# InternVL3.5 (Qwen3; head_dim 128 whatever the width; a separate output head as in the model cards' parameter
+# counts). Vocabulary: Qwen3's 151669 tokens + InternVL's 9 + [SEG], [REJ], as MLLMSeg's training resizes it.
+QWEN3_LLM = {"architectures": ["Qwen3ForCausalLM"], "head_dim": 128, "num_key_value_heads": 8, "vocab_size": 151680,
+             "rope_theta": 1e6, "rms_norm_eps": 1e-6, "max_position_embeddings": 40960, "use_sliding_window": False,
+             "tie_word_embeddings": False}
+SHAPES["3.5-4b"] = {  # InternViT-300M + Qwen3-4B
+    "vision": INTERNVIT_300M,
+    "llm": {**QWEN3_LLM, "hidden_size": 2560, "num_hidden_layers": 36, "num_attention_heads": 32, "intermediate_size": 9728},
+}
+SHAPES["3.5-8b"] = {  # InternViT-300M + Qwen3-8B
+    "vision": INTERNVIT_300M,
+    "llm": {**QWEN3_LLM, "hidden_size": 4096, "num_hidden_layers": 36, "num_attention_heads": 32, "intermediate_size": 12288},
+}
+GPU_ONLY_SHAPES = {"2b", "4b", "8b", "3.5-4b", "3.5-8b"}  # left out of the default list on CPU: 8-35 GB in fp32, slow
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Token counts of the official prompt (notes: 303 tokens for one expression): system turn, question text without the
 # expressions, each expression ("the red cup" and its separator), closing tokens ("." + <|im_end|> + newline).
@@ -91,8 +104,14 @@ def build_config(shape: str) -> MLLMSegConfig:
 
 def build_model(shape: str, dtype: torch.dtype, device: torch.device) -> MLLMSegModel:
     torch.manual_seed(0)
-    with torch.device(device):  # initialise on the target device: a CPU init of the 8b shape takes minutes
-        model = MLLMSegModel(build_config(shape))
+    default_dtype = torch.get_default_dtype()
+    # Initialise in the target dtype: a float32 copy first would need 34 GB for the 3.5-8b shape before any bf16 run.
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):  # initialise on the target device: a CPU init of the 8b shape takes minutes
+            model = MLLMSegModel(build_config(shape))
+    finally:
+        torch.set_default_dtype(default_dtype)
     return model.to(dtype).eval()  # eval: the decoder has dropout and BatchNorm
 
 
@@ -328,11 +347,11 @@ def print_case(shape: str, dtype: str, case: dict[str, Any], cuda: bool) -> None
         r = case[path]  # "published" only differs in its attention kernels; its end-to-end time is printed below
         stages = "".join(f"{r['stages_s'][s] * 1e3:>10.1f}" for s in STAGES)
         memory = f"{r['peak_rss_mb']:>9.0f}" + (f"{r['peak_cuda_mb']:>9.0f}" if cuda else "")
-        print(f"{shape:<6}{dtype:<6}{case['expressions']:>2}{case['tokens']:>5}  {path:<9}{stages}"
+        print(f"{shape:<7}{dtype:<6}{case['expressions']:>2}{case['tokens']:>5}  {path:<9}{stages}"
               f"{r['end_to_end_s'] * 1e3:>10.1f}{r['fps']:>7.2f}{memory}")
-    print(f"{'':<21}official as published (explicit ViT attention, eager LLM attention): "
+    print(f"{'':<22}official as published (explicit ViT attention, eager LLM attention): "
           f"{case['published_end_to_end_s'] * 1e3:.1f} ms; ours/published {case['ratio_vs_published']:.2f}")
-    print(f"{'':<21}ours/official end-to-end {case['ratio_end_to_end']:.2f}   "
+    print(f"{'':<22}ours/official end-to-end {case['ratio_end_to_end']:.2f}   "
           f"max |mask diff| {case['max_mask_abs_diff']:.1e}   decisions match: {case['decisions_match']}   "
           f"1-min load {case['load_average_1min']:.1f} (this run's {torch.get_num_threads()} threads included)")
 
@@ -367,7 +386,7 @@ def main() -> None:
     rss_note = "process-wide peak RSS (weights included), " + (
         "reset before each timed run" if machine["peak_rss_resettable"] else "process lifetime peak (reset unsupported)")
     print(f"times in ms; RSS MB: {rss_note}" + ("; CUDA MB: torch.cuda.max_memory_allocated" if device.type == "cuda" else ""))
-    print(f"{'shape':<6}{'dtype':<6}{'k':>2}{'T':>5}  {'path':<9}" + "".join(f"{s:>10}" for s in STAGES)
+    print(f"{'shape':<7}{'dtype':<6}{'k':>2}{'T':>5}  {'path':<9}" + "".join(f"{s:>10}" for s in STAGES)
           + f"{'total':>10}{'FPS':>7}{'RSS MB':>9}" + (f"{'CUDA MB':>9}" if device.type == "cuda" else ""))
     settings = {**vars(args), "json": str(args.json), "repeats": repeats, "shapes": shapes, "prompt_tokens": PROMPT_TOKENS}
     results: list[dict[str, Any]] = []
