@@ -2,7 +2,8 @@
 """Several demo-model trainings side by side on one GPU, each then scored on held-out scenes.
 
     python3 benchmarks/sweep_demo_training.py --out out/sweep --minutes 7 \
-        --variant b8:batch_size=8,steps=9000 --variant b4:batch_size=4,steps=16500
+        --variant b8:batch_size=8,steps=9000 --variant b4:batch_size=4,steps=16500 \
+        --variant llm6:new_model.llm_layers=6,synthetic.targets_per_sample=2
 
 Every variant is the demo configuration (``models/mllmseg_demo.train.yaml``) with the listed options replaced, trained
 by ``mllmseg-ros train`` in its own process on ``--device``, stopped after ``--minutes`` at the latest (a run cut short
@@ -28,13 +29,26 @@ BASE_CONFIG = ROOT / "models" / "mllmseg_demo.train.yaml"
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
-    """"name:key=value,key=value" -> (name, {key: YAML-parsed value})."""
+    """"name:key=value,section.key=value" -> (name, {key: value, section: {key: value}}), values parsed as YAML
+    (``synthetic.targets_per_sample=1``, ``new_model.llm_layers=6``: options of the config's sections)."""
     name, _, options = text.partition(":")
-    overrides = {}
+    overrides: dict = {}
     for item in filter(None, options.split(",")):
         key, _, value = item.partition("=")
-        overrides[key.strip()] = yaml.safe_load(value)
+        *sections, leaf = key.strip().split(".")
+        target = overrides
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[leaf] = yaml.safe_load(value)
     return name, overrides
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` replacing its values, section by section."""
+    result = dict(base)
+    for key, value in overrides.items():
+        result[key] = merged(base.get(key) or {}, value) if isinstance(value, dict) else value
+    return result
 
 
 def steps_reached(run_dir: Path) -> int:
@@ -47,7 +61,7 @@ def steps_reached(run_dir: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", action="append", required=True, help="name:key=value,... (TrainConfig options)")
+    parser.add_argument("--variant", action="append", required=True, help="name:key=value,... (TrainConfig options; section.key for synthetic/new_model)")
     parser.add_argument("--out", default="out/sweep")
     parser.add_argument("--minutes", type=float, default=7.0, help="wall-clock cap of every training")
     parser.add_argument("--device", default="cuda")
@@ -62,8 +76,9 @@ def main() -> None:
     runs = {}
     for text in args.variant:
         name, overrides = parse_variant(text)
-        config = {**base, "device": args.device, "threads": 1, "data_workers": args.data_workers,
-                  "max_minutes": args.minutes, "save_every": 100_000, **overrides, "out": str(out / name)}
+        run_options = {"device": args.device, "threads": 1, "data_workers": args.data_workers,
+                       "max_minutes": args.minutes, "save_every": 100_000}
+        config = {**merged({**base, **run_options}, overrides), "out": str(out / name)}
         config_path = out / f"{name}.yaml"
         config_path.write_text(yaml.safe_dump(config))
         log = open(out / f"{name}.log", "w")

@@ -31,68 +31,46 @@ class Sample:
     masks: list[np.ndarray]  # H x W bool per expression (all False: not present)
 
 
-class SyntheticDataset:
-    """Scenes ``make_scene(seed)`` for seeds in [start, stop), each sample asking several expressions about its scene
-    (``_fixed`` or, with ``varied_questions``, ``_varied``)."""
+@dataclass
+class SyntheticDataConfig:
+    """What synthetic training data asks (``mllmseg-ros train --data synthetic``; ``synthetic:`` in a training config)."""
 
-    def __init__(self, start: int, stop: int, targets: int = 3, absent_fraction: float = 0.2, camera: Camera = Camera(),
-                 varied_questions: bool = False, single_question_fraction: float = 0.0,
-                 single_absent_fraction: float | None = None, absent_kinds: str = "colour",
-                 kinds: tuple[str, ...] = ()) -> None:
-        self.start, self.stop, self.targets, self.absent_fraction = start, stop, targets, absent_fraction
-        self.camera, self.varied_questions = camera, varied_questions
-        self.single_question_fraction = single_question_fraction
-        self.absent_kinds = absent_kinds  # how absent objects are worded (make_scene)
-        self.kinds = tuple(kinds)  # ask present targets only in these kinds (empty: every kind)
-        # How often a lone question names an absent object (None: absent_fraction).
-        self.single_absent_fraction = absent_fraction if single_absent_fraction is None else single_absent_fraction
+    seeds: tuple[int, int] = (0, 50_000)  # scenes make_scene(seed) for seeds in [start, stop)
+    targets_per_sample: int = 3  # present objects asked per sample (fewer when the scene has fewer)
+    absent_fraction: float = 0.2  # share of samples that also name an object not in the scene ([REJ])
+    scene_size: tuple[int, int] = (320, 240)  # width, height of the images
+
+    def __post_init__(self) -> None:
+        self.seeds, self.scene_size = tuple(self.seeds), tuple(self.scene_size)  # YAML and JSON give lists
+        if self.seeds[1] <= self.seeds[0]:
+            raise ValueError(f"synthetic seeds must be [start, stop) with stop > start, got {list(self.seeds)}")
+
+
+class SyntheticDataset:
+    """Scenes ``make_scene(seed)`` for the configuration's seeds, each sample the official conversation of several
+    questions about its scene: ``targets_per_sample`` present objects and, in ``absent_fraction`` of the samples, one
+    absent one, in a random order."""
+
+    def __init__(self, config: SyntheticDataConfig = SyntheticDataConfig()) -> None:
+        self.config = config
+        self.start, self.stop = config.seeds
+        self.camera = Camera(*config.scene_size)
 
     def __len__(self) -> int:
         return self.stop - self.start
 
     def __getitem__(self, index: int) -> Sample:
         seed = self.start + index % len(self)
-        scene = make_scene(seed, self.camera, absent_kinds=self.absent_kinds)
+        scene = make_scene(seed, self.camera)
         rng = np.random.default_rng(seed + 1_000_003)
         present = [e for e in scene.expressions if e.target is not None]
-        if self.kinds:  # a scene without an expression of these kinds keeps all of its own
-            present = [e for e in present if e.kind in self.kinds] or present
         absent = [e for e in scene.expressions if e.target is None]
-        chosen = self._varied(rng, present, absent) if self.varied_questions else self._fixed(rng, present, absent)
-        return Sample(scene.image, [e.text for e in chosen], [scene.target_mask(e) for e in chosen])
-
-    def _fixed(self, rng: np.random.Generator, present: list, absent: list) -> list:
-        """``targets`` present expressions, plus one absent one in ``absent_fraction`` of the samples; or, in
-        ``single_question_fraction`` of the samples, one question alone (absent with probability
-        ``single_absent_fraction``), as a robot asks. The extra draw comes last, so with 0 the samples are those of the earlier data exactly."""
         rng.shuffle(present)
-        chosen = present[: min(self.targets, len(present))]
-        if absent and (not chosen or rng.random() < self.absent_fraction):
+        chosen = present[: min(self.config.targets_per_sample, len(present))]
+        if absent and (not chosen or rng.random() < self.config.absent_fraction):
             chosen.append(absent[int(rng.integers(len(absent)))])
         rng.shuffle(chosen)
-        if self.single_question_fraction and rng.random() < self.single_question_fraction:
-            pool = self._question_pool(rng, present, absent, self.single_absent_fraction)
-            if pool:
-                chosen = [pool[int(rng.integers(len(pool)))]]
-        return chosen
-
-    def _question_pool(self, rng: np.random.Generator, present: list, absent: list, absent_fraction: float) -> list:
-        """Where the next question comes from: the absent names with probability ``absent_fraction`` (always when
-        nothing is present), otherwise the present expressions."""
-        use_absent = bool(absent) and (not present or rng.random() < absent_fraction)
-        return absent if use_absent else present
-
-    def _varied(self, rng: np.random.Generator, present: list, absent: list) -> list:
-        """1..``targets`` expressions, each one absent with probability ``absent_fraction``: single questions and
-        absent-only conversations, what a robot is asked most, are in the data too. (A model trained on ``_fixed``
-        data never answers [REJ] when asked about one absent object alone.)"""
-        chosen = []
-        for _ in range(int(rng.integers(1, self.targets + 1))):
-            pool = self._question_pool(rng, present, absent, self.absent_fraction)
-            if not pool:
-                break
-            chosen.append(pool.pop(int(rng.integers(len(pool)))))
-        return chosen
+        return Sample(scene.image, [e.text for e in chosen], [scene.target_mask(e) for e in chosen])
 
 
 class FolderDataset:

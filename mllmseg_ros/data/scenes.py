@@ -114,9 +114,6 @@ class Scene:
         return self.objects[expression.target].mask
 
 
-ABSENT_KINDS = ("colour", "all")
-
-
 # --- drawing ------------------------------------------------------------------------------------------------------
 def _circle(cx: float, y: float, cz: float, radius: float) -> np.ndarray:
     angles = np.linspace(0, 2 * math.pi, CIRCLE_POINTS, endpoint=False)
@@ -226,14 +223,9 @@ def _place_objects(rng: np.random.Generator, camera: Camera, count: int) -> list
     return objects
 
 
-def make_scene(
-    seed: int, camera: Camera = Camera(), min_objects: int = 3, max_objects: int = 8, absent_kinds: str = "colour"
-) -> Scene:
-    """A scene and its expressions. ``absent_kinds``: "colour" names absent objects by colour and class only ("the
-    purple bottle", the data the demo model was trained on); "all" words them like the present ones ("the bowl on the
-    left" in a scene without a bowl), so that the wording alone never tells whether the object is there."""
-    if absent_kinds not in ABSENT_KINDS:
-        raise ValueError(f"absent_kinds must be one of {ABSENT_KINDS}, got {absent_kinds!r}")
+def make_scene(seed: int, camera: Camera = Camera(), min_objects: int = 3, max_objects: int = 8) -> Scene:
+    """A scene and its expressions; absent objects are named by a colour and class the scene lacks ("the purple
+    bottle")."""
     rng = np.random.default_rng(seed)
     objects = _place_objects(rng, camera, int(rng.integers(min_objects, max_objects + 1)))
     colour, depth = _background(camera, rng)
@@ -252,12 +244,12 @@ def make_scene(
     image = np.clip(colour * brightness + noise, 0, 255).astype(np.uint8)
     depth_mm = np.clip(np.nan_to_num(depth * 1000, posinf=0), 0, 65535).astype(np.uint16)
     scene = Scene(seed, image, depth_mm, camera, objects, [])
-    scene.expressions = referring_expressions(scene, rng, absent_kinds)
+    scene.expressions = referring_expressions(scene, rng)
     return scene
 
 
 # --- language -------------------------------------------------------------------------------------------------------
-def referring_expressions(scene: Scene, rng: np.random.Generator, absent_kinds: str = "colour") -> list[Expression]:
+def referring_expressions(scene: Scene, rng: np.random.Generator) -> list[Expression]:
     """Unambiguous expressions for the visible objects, of several kinds, plus a few naming absent objects."""
     objects = scene.objects
     names = [o.name for o in objects]
@@ -310,29 +302,7 @@ def referring_expressions(scene: Scene, rng: np.random.Generator, absent_kinds: 
             add(f"the {objects[nearest].cls} next to the {ref.name}", nearest, "relational")
     present = set(names)
     absent = [f"{c} {k}" for c in COLOURS for k in CLASSES if f"{c} {k}" not in present]
-    if absent_kinds == "all":
-        for text in _absent_of_every_kind(objects, absent, rng):
-            add(text, None, "absent")
-        return found
     for name in rng.choice(absent, size=min(2, len(absent)), replace=False):
         add(f"the {name}", None, "absent")
     return found
 
-
-def _absent_of_every_kind(objects: list[SceneObject], absent_names: list[str], rng: np.random.Generator) -> list[str]:
-    """Two expressions, of two different wordings, that name no object of the scene: a colour and class that is not
-    there, or any present expression's wording around a class that is not there."""
-    missing = [k for k in CLASSES if k not in {o.cls for o in objects}]
-    names = [o.name for o in objects]
-    unique_names = [n for n in names if names.count(n) == 1]
-    wordings = {"colour": [f"the {n}" for n in absent_names]}
-    if missing:
-        wordings["class"] = [f"the {k}" for k in missing]
-        wordings["spatial"] = [f"the {k} on the {side}" for k in missing for side in ("left", "right")]
-        wordings["nearest"] = [f"the {k} closest to the camera" for k in missing]
-        wordings["size"] = [f"the {size} {k}" for k in missing for size in ("largest", "smallest")]
-        if unique_names:
-            wordings["relational"] = [f"the {k} next to the {n}" for k in missing for n in unique_names]
-    kinds = [k for k in wordings if wordings[k]]
-    chosen = rng.choice(kinds, size=min(2, len(kinds)), replace=False)
-    return [str(rng.choice(wordings[str(kind)])) for kind in chosen]

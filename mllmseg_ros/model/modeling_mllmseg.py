@@ -145,13 +145,9 @@ class MLLMSegModel(nn.Module):
         embeds[is_image] = image_embeds.reshape(-1, image_embeds.shape[-1]).to(embeds.dtype)
         return embeds
 
-    def run_language_model(
-        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None, position_ids: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Hidden states B x T x H. ``attention_mask``: B x T padding mask (positions follow it), or a ready
-        B x 1 x T x T mask (True: may attend) that is used as given, with its ``position_ids``."""
-        if attention_mask is not None and attention_mask.dim() == 4:
-            return self.language_model(inputs_embeds, attention_mask=attention_mask, position_ids=position_ids)
+    def run_language_model(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states B x T x H. ``attention_mask``: B x T padding mask (positions follow it)."""
+        position_ids = None
         if attention_mask is not None:
             if bool(attention_mask.all()):
                 attention_mask = None  # lets SDPA take its causal fast path

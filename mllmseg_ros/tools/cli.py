@@ -199,7 +199,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+    from ..training import TrainConfig, train
 
     if args.device:
         check_device(args.device)
@@ -308,8 +308,6 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--freeze-projector", dest="freeze_projector", action="store_true", default=None)
     tr.add_argument("--bf16", action="store_true", default=None)
     tr.add_argument("--gradient-checkpointing", dest="gradient_checkpointing", action="store_true", default=None)
-    tr.add_argument("--independent-questions", dest="independent_questions", action="store_true", default=None,
-                    help="train each question of an image as if asked alone (one shared image prefix per sequence)")
     tr.add_argument("--device")
     tr.add_argument("--threads", type=NON_NEGATIVE_INT)
     tr.add_argument("--data-workers", dest="data_workers", type=NON_NEGATIVE_INT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mllmseg_ros.data.datasets import SyntheticDataset
+from mllmseg_ros.data.datasets import SyntheticDataConfig, SyntheticDataset
 from mllmseg_ros.data.scenes import CLASSES, COLOURS, Camera, make_scene
 from mllmseg_ros.engine.depth import PinholeIntrinsics, centroid_3d, depth_to_metres
 
@@ -79,7 +79,7 @@ def test_3d_centroid_of_an_object_is_on_its_position():
 
 
 def test_synthetic_dataset_samples_present_and_absent_targets():
-    dataset = SyntheticDataset(0, 50, targets=3, absent_fraction=0.5)
+    dataset = SyntheticDataset(SyntheticDataConfig(seeds=(0, 50), targets_per_sample=3, absent_fraction=0.5))
     samples = [dataset[i] for i in range(50)]
     assert all(1 <= len(s.expressions) <= 4 and len(s.expressions) == len(s.masks) for s in samples)
     present = [m.any() for s in samples for m in s.masks]
@@ -87,66 +87,6 @@ def test_synthetic_dataset_samples_present_and_absent_targets():
     assert np.array_equal(dataset[5].image, make_scene(5).image)
 
 
-def test_varied_questions_include_single_and_absent_only_questions():
-    dataset = SyntheticDataset(0, 200, targets=3, absent_fraction=0.3, varied_questions=True)
-    samples = [dataset[i] for i in range(200)]
-    assert all(1 <= len(s.expressions) <= 3 and len(s.expressions) == len(s.masks) for s in samples)
-    assert all(len(set(s.expressions)) == len(s.expressions) for s in samples)  # no expression asked twice
-    assert {len(s.expressions) for s in samples} == {1, 2, 3}
-    present = [m.any() for s in samples for m in s.masks]
-    assert 0.2 < 1 - np.mean(present) < 0.4  # the absent share follows absent_fraction
-    # What a robot asks most: one object, present or not, alone in the conversation.
-    singles = [s.masks[0].any() for s in samples if len(s.expressions) == 1]
-    assert any(singles) and not all(singles)
-    assert np.array_equal(dataset[5].image, make_scene(5).image)
-
-
 def test_custom_camera():
     scene = make_scene(1, Camera(width=160, height=120))
     assert scene.image.shape == (120, 160, 3) and scene.objects[0].mask.shape == (120, 160)
-
-
-def test_single_questions_mixed_into_the_fixed_data_leave_the_other_samples_unchanged():
-    fixed = SyntheticDataset(0, 300, targets=3, absent_fraction=0.3)
-    mixed = SyntheticDataset(0, 300, targets=3, absent_fraction=0.3, single_question_fraction=0.4)
-    singles = []
-    for i in range(300):
-        before, after = fixed[i], mixed[i]
-        if len(after.expressions) == 1 and len(before.expressions) > 1:
-            singles.append(after.masks[0].any())
-            # One of the scene's own expressions (a present one or an absent name), not a new scene.
-            scene = make_scene(i)
-            assert after.expressions[0] in {e.text for e in scene.expressions}
-            assert np.array_equal(after.image, before.image)
-        else:  # the extra draw comes last: every other sample is exactly the earlier data's
-            assert after.expressions == before.expressions
-    assert 0.3 * 300 < len(singles) < 0.5 * 300
-    assert 0.15 < 1 - np.mean(singles) < 0.45  # lone absent questions, at about absent_fraction
-
-
-def test_absent_objects_in_every_wording():
-    import re
-
-    from mllmseg_ros.data.scenes import make_scene
-
-    wordings = set()
-    for seed in range(40):
-        default = make_scene(seed)
-        scene = make_scene(seed, absent_kinds="all")
-        assert np.array_equal(scene.image, default.image)  # the same picture; only the absent expressions differ
-        present = [e for e in scene.expressions if e.target is not None]
-        assert present == [e for e in default.expressions if e.target is not None]
-        classes = {o.cls for o in scene.objects}
-        names = {o.name for o in scene.objects}
-        for expression in (e for e in scene.expressions if e.target is None):
-            assert expression.text not in {e.text for e in present}
-            named = re.match(r"the (?:(?:largest|smallest) )?(\w+(?: \w+)?)", expression.text).group(1)
-            words = named.split()
-            if len(words) == 2 and words[1] in classes:  # "the purple bottle" (a bottle of another colour is there)
-                assert named not in names
-            else:  # any other wording names a class the scene does not hold
-                assert words[0] not in classes
-            wordings.add(re.sub(r"\b(cup|bowl|box|ball|bottle|plate)\b", "K", expression.text.split(" next to ")[0]))
-    assert len(wordings) >= 6, wordings  # class, left, right, closest, largest/smallest, colour-class forms
-    with pytest.raises(ValueError, match="absent_kinds"):
-        make_scene(0, absent_kinds="some")

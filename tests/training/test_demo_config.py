@@ -14,7 +14,9 @@ from pathlib import Path
 
 from mllmseg_ros.engine.prompt import load_chat_tokenizer
 from mllmseg_ros.model import MLLMSegConfig
-from mllmseg_ros.tools.train import Batcher, TrainConfig, make_dataset, new_model, sample_batches
+from mllmseg_ros.training import TrainConfig
+from mllmseg_ros.training.batching import Batcher, make_dataset, sample_batches
+from mllmseg_ros.training.model_setup import new_model
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / "models" / "mllmseg_demo.train.yaml"
@@ -43,10 +45,10 @@ def test_demo_configuration_draws_the_shipped_models_training_data():
     digests = {name: hashlib.sha256() for name in OLD_CODE_FINGERPRINTS}
     samples_seen = 0
     for samples in sample_batches(make_dataset(cfg), cfg):
-        input_ids, labels, attention = batcher(samples)[:3]
-        digests["input_ids"].update(input_ids.numpy().tobytes())
-        digests["labels"].update(labels.numpy().tobytes())
-        digests["attention"].update(attention.numpy().tobytes())
+        batch = batcher(samples)
+        digests["input_ids"].update(batch.input_ids.numpy().tobytes())
+        digests["labels"].update(batch.labels.numpy().tobytes())
+        digests["attention"].update(batch.attention_mask.numpy().tobytes())
         for sample in samples:
             samples_seen += 1
             digests["expressions"].update("\n".join(sample.expressions + [""]).encode())
