@@ -349,17 +349,13 @@ class Segmenter:
         )
 
     # --- convenience ----------------------------------------------------------------------------------------------
-    def set_image(self, image: np.ndarray, color: str = "rgb") -> EncodedFrames:
-        """Encode one frame and keep it for the following ``segment`` calls on the same pixels."""
-        if self._cached is None or not self._cached.shows(image, color):
-            self._keep(self.encode([image], color), image, color)
-        return self._cached
-
     def _keep(self, frames: EncodedFrames, image: np.ndarray, color: str) -> None:
         frames.source, frames.color = image.copy(), color  # a copy: the caller may reuse its buffer
         self._cached = frames
 
     def reset_image(self) -> None:
+        """Forget the frame ``segment`` keeps (its next call encodes anew). To hold several frames' encodings, use
+        ``encode`` and ``query``."""
         self._cached = None
 
     def segment(
