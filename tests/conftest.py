@@ -12,8 +12,33 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _claim_ros_domain() -> int:
+    """A ROS domain no other test run on this machine holds: a lock file per domain, kept for the whole session.
+
+    Two runs in one domain see each other's nodes (a result of one counts in the other); the pid alone collides.
+    """
+    import fcntl
+    import random
+
+    candidates = list(range(1, 102))  # 1..101: the ids whose DDS ports fit below Linux's ephemeral range
+    random.Random(os.getpid()).shuffle(candidates)
+    for domain in candidates:
+        handle = open(Path(tempfile.gettempdir()) / f"mllmseg_ros_test_domain_{domain}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _DOMAIN_LOCKS.append(handle)  # released when this process exits
+        return domain
+    return 1 + os.getpid() % 100
+
+
+_DOMAIN_LOCKS: list = []
 # ROS 2 isolation for tests that start nodes: a domain of our own, no traffic off this machine, logs in a temp dir.
-os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)
+os.environ["ROS_DOMAIN_ID"] = str(_claim_ros_domain())
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="mllmseg_ros_log_"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))

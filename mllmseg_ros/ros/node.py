@@ -12,145 +12,30 @@ import time
 from dataclasses import dataclass
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 
-from ..engine.commands import DEFAULT_COMMAND_PREFIXES
-from .buffers import Frame, LatestFrameSlot, StampMatcher
-from .conversions import (
-    compressed_to_rgb,
-    depth_image_to_metres,
-    image_to_rgb,
-    intrinsics_from_camera_info,
-    stamp_seconds,
-)
-from .params import SPECS, NodeSettings, declare_parameters, validate
-from .publishing import ResultPublisher, build_array
-from .qos import choose_image_qos, same_profile
-
-RELIABLE_10 = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+from ..engine.commands import DEFAULT_COMMAND_PREFIXES, DEFAULT_STOP_PHRASES, parse_command
+from .buffers import Frame
+from .camera_stream import CameraStream
+from .conversions import image_to_rgb, stamp_seconds
+from .diagnostics import RecentProblems, segmentation_status
+from .params import SPECS, NodeSettings, declare_parameters, owned, validate
+from .publishing import build_array
+from .qos import RELIABLE_10
 
 
-def _join(namespace: str, name: str) -> str:
-    return f"{namespace.rstrip('/')}/{name}" if namespace else name
-
-
-class CameraStream:
-    """Inputs, buffers and outputs of one camera (relative topic names, so launch files can remap them)."""
-
-    def __init__(self, node: "MLLMSegNode", namespace: str) -> None:
-        self.node = node
-        self.name = namespace.strip("/")
-        self.image_topic = _join(namespace, "image")
-        self.depth_topic = _join(namespace, "depth")
-        self.info_topic = _join(namespace, "camera_info")
-        self.slot = LatestFrameSlot()
-        self.depth = StampMatcher()
-        self.latest: Frame | None = None  # last good frame, for the service's "latest image"
-        self.camera_info: CameraInfo | None = None
-        self.image_sub = None
-        self.image_qos: QoSProfile | None = None
-        self.other_subs: list = []
-        self.rejected = 0
-        self.reject_reason = ""
-        self.processed = 0
-        self.warned = False
-        self.last_frame_time = time.monotonic()
-        self.publisher = ResultPublisher(node, "~" if not self.name else f"~/{self.name}")
-
-    # subscriptions ------------------------------------------------------------------------------------------------
-    def subscribe(self, settings: NodeSettings, group) -> None:
-        self.resubscribe_image(settings, group)
-        if settings.use_depth:
-            self.other_subs = [
-                self.node.create_subscription(Image, self.depth_topic, self._on_depth, rclpy.qos.qos_profile_sensor_data, callback_group=group),
-                self.node.create_subscription(CameraInfo, self.info_topic, self._on_camera_info, rclpy.qos.qos_profile_sensor_data, callback_group=group),
-            ]
-        self.last_frame_time = time.monotonic()
-        self.warned = False
-
-    def resubscribe_image(self, settings: NodeSettings, group) -> None:
-        topic = self.image_topic + ("/compressed" if settings.image_compressed else "")
-        profile, why = choose_image_qos(self.node, topic, settings.image_qos)
-        if same_profile(self.image_qos, profile):
-            return
-        if self.image_sub is not None:
-            self.node.destroy_subscription(self.image_sub)
-        message_type = CompressedImage if settings.image_compressed else Image
-        self.image_sub = self.node.create_subscription(message_type, topic, self._on_image, profile, callback_group=group)
-        self.image_qos = profile
-        self.node.get_logger().info(f"subscribed to {self.node.resolve_topic_name(topic)} with QoS {why}")
-
-    def unsubscribe(self) -> None:
-        for sub in [self.image_sub, *self.other_subs]:
-            if sub is not None:
-                self.node.destroy_subscription(sub)
-        self.image_sub, self.image_qos, self.other_subs = None, None, []
-        self.slot.clear()
-
-    # callbacks: convert, hand over, never block ----------------------------------------------------------------------
-    def _on_image(self, msg) -> None:
-        try:
-            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
-        except ValueError as exc:
-            self.rejected += 1
-            self.reject_reason = str(exc)
-            self.node.get_logger().warning(f"{self.image_topic}: frame rejected: {exc}", throttle_duration_sec=5.0)
-            return
-        frame = Frame(rgb=rgb, header=msg.header, received=time.monotonic())
-        self.latest = frame
-        self.last_frame_time = frame.received
-        self.warned = False
-        self.slot.put(frame)
-        self.node.wake_worker()
-
-    def _on_depth(self, msg: Image) -> None:
-        self.depth.add(stamp_seconds(msg.header), msg)
-
-    def _on_camera_info(self, msg: CameraInfo) -> None:
-        self.camera_info = msg
-
-    # depth lookup for a frame --------------------------------------------------------------------------------------
-    def depth_for(self, frame: Frame, settings: NodeSettings):
-        """(depth in metres or None, intrinsics or None, reason text)."""
-        if not settings.use_depth:
-            return None, None, "depth disabled"
-        intrinsics = intrinsics_from_camera_info(self.camera_info) if self.camera_info is not None else None
-        msg = self.depth.nearest(stamp_seconds(frame.header), settings.depth_sync_tolerance_s)
-        if msg is None:
-            return None, intrinsics, "no depth image" if len(self.depth) == 0 else "no depth image within the stamp tolerance"
-        try:
-            return depth_image_to_metres(msg, settings.depth_scale), intrinsics, ""
-        except ValueError as exc:
-            self.node.get_logger().warning(f"{self.depth_topic}: {exc}", throttle_duration_sec=5.0)
-            return None, intrinsics, f"bad depth image: {exc}"
-
-    def why_no_images(self) -> str:
-        topic = self.node.resolve_topic_name(self.image_topic)
-        publishers = self.node.get_publishers_info_by_topic(self.image_sub.topic_name if self.image_sub else topic)
-        if self.rejected:
-            return f"{self.rejected} frame(s) on {topic} were rejected: {self.reject_reason}"
-        if not publishers:
-            return f"nobody publishes {topic} (check the topic name / remapping)"
-        if self.image_qos is not None and self.image_qos.reliability == ReliabilityPolicy.RELIABLE and any(
-            p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for p in publishers
-        ):
-            return f"QoS mismatch on {topic}: the publisher is BEST_EFFORT, this node subscribes RELIABLE (set image_qos:=auto)"
-        return f"{len(publishers)} publisher(s) on {topic} but no frame arrived (network or large-message fragmentation?)"
-
-
-@dataclass
+@dataclass(frozen=True)
 class ActiveCommand:
     text: str
     expressions: list[str]
     serial: int
+    received: float  # time.monotonic() when it arrived: frames much older than this never answer it
 
 
 class MLLMSegNode(LifecycleNode):
@@ -165,6 +50,7 @@ class MLLMSegNode(LifecycleNode):
         self._command: ActiveCommand | None = None
         self._command_lock = threading.Lock()
         self._command_serial = 0
+        self._command_status = "no command yet"
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -173,6 +59,8 @@ class MLLMSegNode(LifecycleNode):
         self._last_latency_ms = 0.0
         self._service_finished = 0.0  # time.monotonic() at the end of the last ~/segment call
         self._errors = 0
+        self._superseded = 0  # answers not published because the command changed while the model ran
+        self.problems = RecentProblems(window_s=self.get_parameter("diagnostics_window_s").value)
         self._sensor_group = ReentrantCallbackGroup()
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
@@ -183,16 +71,17 @@ class MLLMSegNode(LifecycleNode):
 
     # parameters ----------------------------------------------------------------------------------------------------
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        # Parameters rclpy owns (use_sim_time, qos_overrides.*) are rclpy's business: accept them untouched.
+        params = [p for p in params if owned(p.name)]
         for param in params:
             reason = validate(param.name, param.value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
-            spec = SPECS.get(param.name)
-            if self.settings is not None and spec is not None and not spec.runtime:
+            if self.settings is not None and not SPECS[param.name].runtime:
                 return SetParametersResult(
                     successful=False, reason=f"{param.name} is read on configure; clean up and configure again to change it"
                 )
-        if self.settings is not None:
+        if self.settings is not None and params:
             self._apply_runtime_parameters({p.name: p.value for p in params})
         return SetParametersResult(successful=True)
 
@@ -205,6 +94,8 @@ class MLLMSegNode(LifecycleNode):
             options.threshold = self.settings.threshold
             options.centroid_of_largest_component = self.settings.centroid_of_largest_component
             options.command_prefixes = self.settings.command_prefixes or DEFAULT_COMMAND_PREFIXES
+            options.stop_phrases = self.settings.stop_phrases or DEFAULT_STOP_PHRASES
+            options.max_command_chars = self.settings.max_command_chars
 
     # lifecycle -----------------------------------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -219,16 +110,19 @@ class MLLMSegNode(LifecycleNode):
             self.get_logger().error(f"cannot load the model from {settings.model_path}: {exc}")
             self.settings = None
             return TransitionCallbackReturn.FAILURE
-        self.streams = [CameraStream(self, namespace) for namespace in (settings.cameras or ("",))]
+        self.problems = RecentProblems(settings.diagnostics_window_s)
+        self.streams = [CameraStream(self, namespace, self._on_frame_rejected) for namespace in (settings.cameras or ("",))]
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_10)
         self._service = self._create_segment_service()
         self.get_logger().info(f"model loaded from {settings.model_path} ({settings.device}, {self._dtype_name(settings)})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
+        # The command subscription first: when a command and a frame are ready together, the executor runs the
+        # callbacks in creation order, so a frame published after a command is taken after it too.
+        self._command_sub = self.create_subscription(String, "command", self._on_command, RELIABLE_10, callback_group=self._sensor_group)
         for stream in self.streams:
             stream.subscribe(self.settings, self._sensor_group)
-        self._command_sub = self.create_subscription(String, "command", self._on_command, RELIABLE_10, callback_group=self._sensor_group)
         if self.settings.initial_command.strip():
             self._set_command(self.settings.initial_command)
         self._stop.clear()
@@ -241,6 +135,7 @@ class MLLMSegNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        """Stops listening; the command stays for the next activate (a pause, not a reset)."""
         self._active = False
         self._stop_worker()
         for timer in self._timers:
@@ -264,6 +159,8 @@ class MLLMSegNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
+        """Back to unconfigured: the model, the streams and the command are gone (configure starts afresh)."""
+        self._clear_command("cleaned up")
         for stream in self.streams:
             stream.unsubscribe()
             stream.publisher.destroy()
@@ -300,6 +197,8 @@ class MLLMSegNode(LifecycleNode):
             threshold=settings.threshold,
             centroid_of_largest_component=settings.centroid_of_largest_component,
             command_prefixes=settings.command_prefixes or DEFAULT_COMMAND_PREFIXES,
+            stop_phrases=settings.stop_phrases or DEFAULT_STOP_PHRASES,
+            max_command_chars=settings.max_command_chars,
         )
         return Segmenter.from_pretrained(
             settings.model_path, device=settings.device, dtype=getattr(torch, self._dtype_name(settings)),
@@ -312,25 +211,60 @@ class MLLMSegNode(LifecycleNode):
         self._set_command(msg.data)
 
     def _set_command(self, text: str) -> None:
-        if not text.strip():
-            with self._command_lock:
-                self._command = None
-            self.get_logger().info("command cleared")
+        settings = self.settings
+        if len(text) > settings.max_command_chars:  # before any parsing: a huge string must not block this thread
+            self._reject_command(f"command of {len(text)} characters is longer than max_command_chars ({settings.max_command_chars})")
             return
         try:
-            expressions = self.segmenter.expressions_from_command(text)
+            parsed = parse_command(text, self.segmenter.options.command_prefixes, self.segmenter.options.stop_phrases,
+                                   settings.max_command_chars)
+        except ValueError as exc:
+            self._reject_command(str(exc))
+            return
+        if parsed.stop or not text.strip():
+            self._clear_command(f"stopped by {text!r}" if parsed.stop else "cleared by an empty command")
+            return
+        if not parsed.expressions:
+            self._reject_command(f"no object named in {text!r} ({'; '.join(parsed.problems)})")
+            return
+        expressions = list(parsed.expressions)
+        try:
             self.segmenter.prompt_ids(expressions)  # rejects prompts longer than the model's context
         except ValueError as exc:
-            self.get_logger().warning(f"command ignored: {exc}", throttle_duration_sec=2.0)
+            self._reject_command(str(exc))
             return
         with self._command_lock:
             self._command_serial += 1
-            self._command = ActiveCommand(text, expressions, self._command_serial)
-        if self.settings.mode == "once":
-            for stream in self.streams:  # answer the NEXT frame, not one taken before the command
-                stream.slot.clear()
-        self.get_logger().info(f"command {text!r} -> {expressions}")
+            self._command = ActiveCommand(text, expressions, self._command_serial, time.monotonic())
+        if parsed.problems:
+            self._command_status = f"partly used: {'; '.join(parsed.problems)}"
+            self.problems.add("commands", f"{text!r}: {self._command_status}")
+            self.get_logger().warning(f"command {text!r} -> {expressions}; ignored: {'; '.join(parsed.problems)}")
+        else:
+            self._command_status = "ok"
+            self.get_logger().info(f"command {text!r} -> {expressions}")
         self.wake_worker()
+
+    def _clear_command(self, why: str) -> None:
+        with self._command_lock:
+            had = self._command is not None
+            self._command = None
+        self._command_status = why
+        if had:
+            self.get_logger().info(f"command {why}: no target")
+
+    def _reject_command(self, reason: str) -> None:
+        """Tell, in the log and /diagnostics, that a command was not taken and which target stays."""
+        with self._command_lock:
+            current = self._command
+        kept = f"the target stays {current.expressions}" if current else "no target"
+        self._command_status = f"rejected: {reason}; {kept}"
+        self.problems.add("commands", reason)
+        self.get_logger().warning(f"command rejected: {reason}; {kept}", throttle_duration_sec=2.0)
+
+    def _current_command(self) -> ActiveCommand | None:
+        with self._command_lock:
+            return self._command
 
     # inference thread ----------------------------------------------------------------------------------------------
     def wake_worker(self) -> None:
@@ -347,26 +281,47 @@ class MLLMSegNode(LifecycleNode):
         while not self._stop.is_set():
             self._wake.wait(timeout=0.2)
             self._wake.clear()
-            with self._command_lock:
-                command = self._command
-            if command is None or self._stop.is_set():
-                continue
+            if self._current_command() is None or self._stop.is_set():
+                continue  # frames wait in their slots: a command may still take one that is recent enough
             settings = self.settings
             if settings.max_rate_hz > 0:
                 wait = self._last_result_time + 1.0 / settings.max_rate_hz - time.monotonic()
                 if wait > 0:
                     self._stop.wait(wait)
-            batch = [(stream, frame) for stream in self.streams if (frame := stream.slot.take()) is not None]
-            if not batch:
-                continue
-            self._process(batch, command, settings)
-            self._last_result_time = time.monotonic()
-            if settings.mode == "once":
+            batch = self._take_frames()
+            # Read after taking: a frame received after a command is answered with that command (or a newer one).
+            command = self._current_command()
+            batch = self._fresh_for(command, batch, settings) if command is not None else []
+            if batch:
+                self._process(batch, command, settings)
+                self._last_result_time = time.monotonic()
+            for stream in self.streams:
+                stream.finish_frame()
+            if batch and settings.mode == "once":
                 with self._command_lock:
                     if self._command is not None and self._command.serial == command.serial:
                         self._command = None
             if any(stream.slot.peek() is not None for stream in self.streams):
                 self._wake.set()
+
+    def _take_frames(self) -> list[tuple[CameraStream, Frame]]:
+        return [(stream, frame) for stream in self.streams if (frame := stream.take_frame()) is not None]
+
+    @staticmethod
+    def _fresh_for(command: ActiveCommand, batch, settings: NodeSettings):
+        """The frames recent enough to answer ``command``; the others are counted as stale."""
+        oldest = command.received - settings.max_frame_age_s
+        fresh = []
+        for stream, frame in batch:
+            if frame.received >= oldest:
+                fresh.append((stream, frame))
+            else:
+                stream.stale += 1
+        return fresh
+
+    def _still_current(self, command: ActiveCommand) -> bool:
+        current = self._current_command()
+        return current is not None and current.serial == command.serial
 
     def _process(self, batch, command: ActiveCommand, settings: NodeSettings) -> None:
         try:
@@ -377,8 +332,13 @@ class MLLMSegNode(LifecycleNode):
                 timings = dict(self.segmenter.last_timings)
         except Exception as exc:  # one bad frame (or CUDA OOM) must not stop the node
             self._errors += 1
+            self.problems.add("errors", f"inference: {exc}")
             self._recover_from(exc)
             self.get_logger().error(f"inference failed on this frame: {exc}", throttle_duration_sec=5.0)
+            return
+        if not self._still_current(command):
+            # "stop" or a new target arrived while the model ran: an answer to the old one must not move the robot.
+            self._superseded += len(batch)
             return
         for (stream, frame), frame_results in zip(batch, results):
             try:
@@ -391,6 +351,7 @@ class MLLMSegNode(LifecycleNode):
                 self._last_latency_ms = array.total_ms
             except Exception as exc:
                 self._errors += 1
+                self.problems.add("errors", f"publishing: {exc}")
                 self.get_logger().error(f"publishing results failed: {exc}", throttle_duration_sec=5.0)
 
     @staticmethod
@@ -402,6 +363,9 @@ class MLLMSegNode(LifecycleNode):
                 torch.cuda.empty_cache()
         except ImportError:
             pass
+
+    def _on_frame_rejected(self, reason: str) -> None:
+        self.problems.add("rejected", reason)
 
     # service -------------------------------------------------------------------------------------------------------
     def _create_segment_service(self):
@@ -423,6 +387,8 @@ class MLLMSegNode(LifecycleNode):
         try:
             expressions = [e for e in request.expressions if e.strip()]
             text = "; ".join(expressions) if expressions else request.command
+            if not expressions and len(request.command) > self.settings.max_command_chars:
+                raise ValueError(f"command of {len(request.command)} characters is longer than max_command_chars")
             expressions = expressions or self.segmenter.expressions_from_command(request.command)
             stream = self.streams[0]
             if request.use_latest_image:
@@ -431,7 +397,8 @@ class MLLMSegNode(LifecycleNode):
                     response.message = f"no image received yet on {self.resolve_topic_name(stream.image_topic)}"
                     return response
             else:
-                frame = Frame(rgb=image_to_rgb(request.image), header=request.image.header, received=time.monotonic())
+                frame = Frame(rgb=image_to_rgb(request.image), header=request.image.header, received=time.monotonic(),
+                              stamp=stamp_seconds(request.image.header))
             with self._engine_lock:
                 results = self.segmenter.segment(frame.rgb, expressions)
                 timings = dict(self.segmenter.last_timings)
@@ -454,7 +421,7 @@ class MLLMSegNode(LifecycleNode):
         now = time.monotonic()
         for stream in self.streams:
             if settings.image_qos == "auto":
-                stream.resubscribe_image(settings, self._sensor_group)
+                stream.match_qos(settings, self._sensor_group)
             # A service call on a single-threaded executor holds back the image callbacks meanwhile: not silence.
             silent = now - max(stream.last_frame_time, self._service_finished)
             if settings.no_image_warn_s > 0 and silent > settings.no_image_warn_s and not stream.warned:
@@ -462,17 +429,13 @@ class MLLMSegNode(LifecycleNode):
                 self.get_logger().warning(f"no image for {silent:.0f} s: {stream.why_no_images()}")
 
     def _publish_diagnostics(self) -> None:
-        if self._diagnostics_pub is None:
+        if self._diagnostics_pub is None or self.settings is None:
             return
-        status = DiagnosticStatus(name=f"{self.get_name()}: segmentation", hardware_id=self.settings.device if self.settings else "")
-        counters = self.counters()
-        status.level = DiagnosticStatus.OK if counters["received"] and not counters["errors"] else DiagnosticStatus.WARN
-        status.message = "running" if counters["received"] else "waiting for images"
-        with self._command_lock:
-            command = self._command.text if self._command else ""
-        values = {f"frames_{k}" if k != "errors" else k: v for k, v in counters.items()}
-        values |= {"last_latency_ms": round(self._last_latency_ms, 1), "command": command}
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        command = self._current_command()
+        extra = {"last_latency_ms": round(self._last_latency_ms, 1), "command": command.text if command else "",
+                 "command_status": self._command_status, "answers_superseded": self._superseded}
+        status = segmentation_status(f"{self.get_name()}: segmentation", self.settings.device, self.counters(),
+                                     self.problems.recent(), self.settings.diagnostics_window_s, extra)
         self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
 
     def counters(self) -> dict[str, int]:
@@ -480,6 +443,7 @@ class MLLMSegNode(LifecycleNode):
             "received": sum(s.slot.received for s in self.streams),
             "processed": sum(s.processed for s in self.streams),
             "dropped": sum(s.slot.dropped for s in self.streams),
+            "stale": sum(s.stale for s in self.streams),
             "rejected": sum(s.rejected for s in self.streams),
             "errors": self._errors,
         }
@@ -493,15 +457,21 @@ def main(args=None) -> None:
     rclpy.init(args=args)
     node = MLLMSegNode()
     # Single-threaded on purpose. The callbacks only hand work over (inference has its own thread), and rclpy's
-    # MultiThreadedExecutor makes large messages slow: a 0.9 MB image's round trip between two nodes took 135 ms
-    # (4 threads) to 514 ms (1 thread) against 6 ms single-threaded (benchmarks/README.md). The callback groups still
-    # let a user who composes this node into a MultiThreadedExecutor run the service beside the camera callbacks.
+    # MultiThreadedExecutor is slow with large messages (measured in the README's "Node overhead"). The callback
+    # groups still let a user who composes this node into a MultiThreadedExecutor run the service beside the
+    # camera callbacks.
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     if node.get_parameter("autostart").value:
         node.trigger_configure()
         if node.settings is not None:
             node.trigger_activate()
+    else:
+        name = node.get_fully_qualified_name()
+        node.get_logger().info(
+            f"unconfigured: waiting for a lifecycle configure and activate "
+            f"(ros2 lifecycle set {name} configure, then activate), or start with autostart:=true"
+        )
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -47,13 +47,20 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   runtime=True, float_range=(0.0, 1000.0)),
     ParameterSpec("command_prefixes", [""], "leading command phrases to strip ('pick up', 'go to' ...); "
                   "[''] = built-in list", runtime=True),
+    ParameterSpec("stop_phrases", [""], "commands that end the current target like an empty one ('stop', 'cancel', "
+                  "'never mind' ...); [''] = built-in list", runtime=True),
+    ParameterSpec("max_command_chars", 1000, "longer commands are rejected in the callback, before any parsing",
+                  runtime=True, int_range=(1, 1_000_000)),
+    ParameterSpec("max_frame_age_s", 0.25, "a new command is answered with frames received after it, or at most this "
+                  "long before it (never with an older one)", runtime=True, float_range=(0.0, 60.0)),
     ParameterSpec("centroid_of_largest_component", False, "centroid of the mask's largest connected part",
                   runtime=True),
     # Inputs (read on configure)
     ParameterSpec("cameras", [""], "camera namespaces served by one model ([''] = one camera on relative topics "
                   "image, depth, camera_info); frames of several cameras are batched"),
     ParameterSpec("image_compressed", False, "subscribe to sensor_msgs/CompressedImage on <image>/compressed"),
-    ParameterSpec("image_qos", "auto", "auto = match the image publisher's reliability/durability", choices=QOS_CHOICES),
+    ParameterSpec("image_qos", "auto", "QoS of the image, depth and camera_info subscriptions; auto = match each "
+                  "topic's publishers' reliability/durability", choices=QOS_CHOICES),
     ParameterSpec("use_depth", True, "subscribe to depth + camera_info for 3D centroids"),
     ParameterSpec("depth_scale", 0.001, "metres per unit of 16UC1 depth", float_range=(1e-6, 10.0)),
     ParameterSpec("depth_sync_tolerance_s", 0.05, "max stamp difference between a colour frame and its depth frame",
@@ -63,6 +70,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     # Outputs
     ParameterSpec("publish_markers", False, "publish visualization_msgs/MarkerArray at 3D centroids"),
     ParameterSpec("diagnostics_period_s", 1.0, "period of /diagnostics updates (0 = off)", float_range=(0.0, 60.0)),
+    ParameterSpec("diagnostics_window_s", 10.0, "/diagnostics is WARN while an error, a rejected frame or a rejected "
+                  "command happened within this many seconds", float_range=(0.1, 3600.0)),
     # Lifecycle
     ParameterSpec("autostart", False, "configure and activate on start (plain node behaviour)"),
 )
@@ -82,6 +91,11 @@ def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
 def declare_parameters(node: Node) -> None:
     for spec in PARAMETERS:
         node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+
+
+def owned(name: str) -> bool:
+    """Whether the node declared ``name`` itself (others, such as use_sim_time or qos_overrides.*, belong to rclpy)."""
+    return name in SPECS
 
 
 def validate(name: str, value: Any) -> str | None:
@@ -106,6 +120,9 @@ class NodeSettings:
     threshold: float
     max_rate_hz: float
     command_prefixes: tuple[str, ...]
+    stop_phrases: tuple[str, ...]
+    max_command_chars: int
+    max_frame_age_s: float
     centroid_of_largest_component: bool
     cameras: tuple[str, ...]
     image_compressed: bool
@@ -116,6 +133,7 @@ class NodeSettings:
     no_image_warn_s: float
     publish_markers: bool
     diagnostics_period_s: float
+    diagnostics_window_s: float
     autostart: bool
 
     @classmethod

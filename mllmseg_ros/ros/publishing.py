@@ -9,17 +9,18 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from ..engine.depth import centroid_3d
+from ..engine.depth import Centroid3D, centroid_3d
 from ..engine.visualize import PALETTE, draw_overlay
 from .conversions import mono8_image, point, region_of_interest, rgb_image
+from .qos import RELIABLE_10
 
-RESULTS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Images out: keep one, the newest; a slow RViz should not make us buffer frames.
 IMAGES_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def build_array(frame, command: str, results, depth_m, intrinsics, depth_reason: str, timings: dict, depth_lookup_s: float):
-    """SegmentationArray for one frame. ``depth_lookup_s``: time spent finding and converting the depth image.
+    """SegmentationArray for one frame. ``depth_reason``: why the frame has no 3D answer (empty when it may have one);
+    ``depth_lookup_s``: time spent finding and converting the depth image.
 
     Latencies: ``preprocess_ms`` and ``inference_ms`` are the engine's; ``postprocess_ms`` is the engine's
     post-processing (resize, threshold, geometry) plus the 3D centroids; message building and transport are not in
@@ -31,9 +32,11 @@ def build_array(frame, command: str, results, depth_m, intrinsics, depth_reason:
     depth_seconds = 0.0
     for result in results:
         depth_started = time.perf_counter()
-        located = centroid_3d(result.mask, result.centroid, depth_m, intrinsics)
+        if depth_reason and result.centroid is not None:  # found, but this frame has no usable depth/camera model
+            located = Centroid3D(None, 0, depth_reason)
+        else:
+            located = centroid_3d(result.mask, result.centroid, depth_m, intrinsics)
         depth_seconds += time.perf_counter() - depth_started
-        status = located.status if located.status != "no depth image" or not depth_reason else depth_reason
         array.segmentations.append(
             Segmentation(
                 expression=result.expression,
@@ -44,7 +47,7 @@ def build_array(frame, command: str, results, depth_m, intrinsics, depth_reason:
                 centroid_px=point(result.centroid),
                 centroid_3d=point(located.point),
                 centroid_3d_valid=located.point is not None,
-                centroid_3d_status=status,
+                centroid_3d_status=located.status,
                 depth_samples=located.samples,
                 area=int(result.area),
             )
@@ -65,11 +68,11 @@ class ResultPublisher:
         from ..msg import SegmentationArray
 
         self.node = node
-        self.segmentations = node.create_publisher(SegmentationArray, f"{prefix}/segmentations", RESULTS_QOS)
+        self.segmentations = node.create_publisher(SegmentationArray, f"{prefix}/segmentations", RELIABLE_10)
         self.mask = node.create_publisher(Image, f"{prefix}/mask", IMAGES_QOS)
-        self.centroid = node.create_publisher(PointStamped, f"{prefix}/centroid", RESULTS_QOS)
+        self.centroid = node.create_publisher(PointStamped, f"{prefix}/centroid", RELIABLE_10)
         self.overlay = node.create_publisher(Image, f"{prefix}/overlay", IMAGES_QOS)
-        self.markers = node.create_publisher(MarkerArray, f"{prefix}/markers", RESULTS_QOS)
+        self.markers = node.create_publisher(MarkerArray, f"{prefix}/markers", RELIABLE_10)
 
     def publish(self, array, frame, results, with_markers: bool) -> None:
         self.segmentations.publish(array)

@@ -1,36 +1,53 @@
-"""QoS for the image subscription: match what the camera publishes.
+"""QoS for subscriptions to sensor topics: match what the publishers offer.
 
 A RELIABLE subscriber never connects to a BEST_EFFORT camera (the classic silent "no output"), while BEST_EFFORT
-across processes drops most large frames that a RELIABLE publisher (e.g. a bag replay) would deliver. So by default
-the subscription copies the publishers' reliability and durability, and is re-created if they change.
+across processes drops most large frames that a RELIABLE publisher (a depth camera driver, a bag replay) would
+deliver. So by default each subscription (image, depth, camera_info, and the bag recorder's) copies the publishers'
+reliability and durability, and the node re-creates it if they change.
 """
 from __future__ import annotations
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-IMAGE_DEPTH = 1  # keep only the newest frame in the middleware too
+IMAGE_DEPTH = 1  # colour frames: keep only the newest in the middleware too
+SENSOR_DEPTH = 5  # depth and camera_info: a few, so a burst does not replace a frame's depth before it is paired
+# Commands, results, diagnostics: every message counts.
+RELIABLE_10 = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-def image_qos(reliability: ReliabilityPolicy, durability: DurabilityPolicy = DurabilityPolicy.VOLATILE) -> QoSProfile:
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=IMAGE_DEPTH, reliability=reliability, durability=durability)
+def sensor_qos(reliability: ReliabilityPolicy, durability: DurabilityPolicy = DurabilityPolicy.VOLATILE,
+               depth: int = IMAGE_DEPTH) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=reliability, durability=durability)
 
 
-def choose_image_qos(node: Node, topic: str, setting: str) -> tuple[QoSProfile, str]:
+def matching_qos(node: Node, topic: str, depth: int) -> QoSProfile | None:
+    """The profile that connects to every publisher of ``topic`` and loses nothing they deliver; None when nobody
+    publishes it. BEST_EFFORT if any publisher is; TRANSIENT_LOCAL only if all are (a latched topic)."""
+    offered = [info.qos_profile for info in node.get_publishers_info_by_topic(topic)]
+    if not offered:
+        return None
+    best_effort = any(q.reliability == ReliabilityPolicy.BEST_EFFORT for q in offered)
+    latched = all(q.durability == DurabilityPolicy.TRANSIENT_LOCAL for q in offered)
+    return sensor_qos(
+        ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
+        DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+        depth,
+    )
+
+
+def choose_sensor_qos(node: Node, topic: str, setting: str, depth: int = IMAGE_DEPTH) -> tuple[QoSProfile, str]:
     """(profile, explanation) for ``setting`` in {"auto", "reliable", "best_effort"}."""
     if setting == "reliable":
-        return image_qos(ReliabilityPolicy.RELIABLE), "reliable (parameter)"
+        return sensor_qos(ReliabilityPolicy.RELIABLE, depth=depth), "reliable (parameter)"
     if setting == "best_effort":
-        return image_qos(ReliabilityPolicy.BEST_EFFORT), "best_effort (parameter)"
-    publishers = node.get_publishers_info_by_topic(topic)
-    if not publishers:
+        return sensor_qos(ReliabilityPolicy.BEST_EFFORT, depth=depth), "best_effort (parameter)"
+    profile = matching_qos(node, topic, depth)
+    if profile is None:
         # Best effort connects to either kind of publisher; re-checked when one appears.
-        return image_qos(ReliabilityPolicy.BEST_EFFORT), "best_effort (no publisher yet)"
-    reliabilities = {p.qos_profile.reliability for p in publishers}
-    reliability = ReliabilityPolicy.BEST_EFFORT if ReliabilityPolicy.BEST_EFFORT in reliabilities else ReliabilityPolicy.RELIABLE
-    durabilities = {p.qos_profile.durability for p in publishers}
-    durability = DurabilityPolicy.TRANSIENT_LOCAL if durabilities == {DurabilityPolicy.TRANSIENT_LOCAL} else DurabilityPolicy.VOLATILE
-    return image_qos(reliability, durability), f"{reliability.name.lower()} (matched {len(publishers)} publisher(s))"
+        return sensor_qos(ReliabilityPolicy.BEST_EFFORT, depth=depth), "best_effort (no publisher yet)"
+    publishers = len(node.get_publishers_info_by_topic(topic))
+    return profile, f"{profile.reliability.name.lower()} (matched {publishers} publisher(s))"
 
 
 def same_profile(a: QoSProfile | None, b: QoSProfile) -> bool:

@@ -136,7 +136,59 @@ def connected(node, driver: Driver, stream_index: int = 0, timeout: float = WAIT
     (with image_qos=auto the node re-subscribes once a publisher appears; frames sent before that may be lost)."""
     from rclpy.qos import ReliabilityPolicy
 
+    from mllmseg_ros.ros.qos import matching_qos, same_profile
+
     wanted = driver.image.qos_profile.reliability
     stream = node.streams[stream_index]
     matched = lambda: stream.image_qos is not None and stream.image_qos.reliability == wanted  # noqa: E731
-    return wait_for(matched, timeout) and driver.wait_connected(timeout) and wanted in (ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT)
+
+    def sensors_matched() -> bool:  # depth and camera_info follow their publishers too (image_qos=auto)
+        for sensor in stream.sensors:
+            offered = matching_qos(node, node.resolve_topic_name(sensor.topic), sensor.history)
+            if offered is not None and not same_profile(sensor.qos, offered):
+                return False
+        return True
+
+    return (wait_for(matched, timeout) and wait_for(sensors_matched, timeout) and driver.wait_connected(timeout)
+            and wanted in (ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT))
+
+
+def slow_down(node, delay_s: float) -> list[float]:
+    """Make every inference of an in-process node take ``delay_s`` longer; returns the list of start times."""
+    segment_batch = node.segmenter.segment_batch
+    starts: list[float] = []
+
+    def slow(*args, **kwargs):
+        starts.append(time.monotonic())
+        time.sleep(delay_s)
+        return segment_batch(*args, **kwargs)
+
+    node.segmenter.segment_batch = slow
+    return starts
+
+
+def stamp_ns_of(array) -> int:
+    return array.header.stamp.sec * 10**9 + array.header.stamp.nanosec
+
+
+def diagnostics_listener(ros, stamps_ns: list | None = None):
+    """A node recording /diagnostics statuses; returns the list it appends to (and the arrays' stamps to
+    ``stamps_ns`` when given)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    statuses: list = []
+
+    def on_array(msg) -> None:
+        if stamps_ns is not None:
+            stamps_ns.append(stamp_ns_of(msg))
+        statuses.extend(msg.status)
+
+    node = ros.add(Node(f"test_diagnostics_{time.monotonic_ns()}"))
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_array, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    return statuses
+
+
+def values_of(status) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}

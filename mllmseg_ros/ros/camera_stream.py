@@ -1,0 +1,198 @@
+"""One camera's inputs (colour, depth, camera_info), the frame hand-over to the inference thread, and its outputs."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Callable
+
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from .buffers import Frame, LatestFrameSlot, StampMatcher
+from .conversions import compressed_to_rgb, depth_image_to_metres, image_to_rgb, intrinsics_from_camera_info, stamp_seconds
+from .params import NodeSettings
+from .publishing import ResultPublisher
+from .qos import IMAGE_DEPTH, SENSOR_DEPTH, choose_sensor_qos, same_profile
+
+if TYPE_CHECKING:
+    from rclpy.lifecycle import LifecycleNode
+
+
+def _join(namespace: str, name: str) -> str:
+    return f"{namespace.rstrip('/')}/{name}" if namespace else name
+
+
+class SensorSubscription:
+    """A subscription whose QoS follows its publishers (``image_qos: auto``): re-created when they change."""
+
+    def __init__(self, node: "LifecycleNode", message_type: type, topic: str, callback: Callable, history: int) -> None:
+        self.node, self.message_type, self.topic, self.callback, self.history = node, message_type, topic, callback, history
+        self.subscription = None
+        self.qos: QoSProfile | None = None
+
+    def match(self, setting: str, group) -> None:
+        profile, why = choose_sensor_qos(self.node, self.topic, setting, self.history)
+        if same_profile(self.qos, profile):
+            return
+        self.destroy()
+        self.subscription = self.node.create_subscription(self.message_type, self.topic, self.callback, profile, callback_group=group)
+        self.qos = profile
+        self.node.get_logger().info(f"subscribed to {self.node.resolve_topic_name(self.topic)} with QoS {why}")
+
+    def destroy(self) -> None:
+        if self.subscription is not None:
+            self.node.destroy_subscription(self.subscription)
+        self.subscription, self.qos = None, None
+
+
+class CameraStream:
+    """Inputs, buffers and outputs of one camera (relative topic names, so launch files can remap them).
+
+    Each colour frame is paired with the depth image nearest in stamp and with the camera_info of its time while it
+    waits for the model and while the model runs on it, so how long the model takes never costs the 3D answer.
+    """
+
+    def __init__(self, node: "LifecycleNode", namespace: str, on_rejected: Callable[[str], None]) -> None:
+        self.node = node
+        self.name = namespace.strip("/")
+        self.image_topic = _join(namespace, "image")
+        self.depth_topic = _join(namespace, "depth")
+        self.info_topic = _join(namespace, "camera_info")
+        self.on_rejected = on_rejected
+        self.slot = LatestFrameSlot()
+        self.depth = StampMatcher()
+        self.latest: Frame | None = None  # last good frame, for the service's "latest image"
+        self.in_flight: Frame | None = None  # the frame the model is working on (still offered depth)
+        self._pairing_lock = threading.Lock()  # a depth arriving as the worker takes a frame reaches it either way
+        self.camera_info: CameraInfo | None = None
+        self.image: SensorSubscription | None = None
+        self.sensors: list[SensorSubscription] = []
+        self.rejected = 0
+        self.reject_reason = ""
+        self.processed = 0
+        self.stale = 0  # frames older than the command they would have answered
+        self.warned = False
+        self.last_frame_time = time.monotonic()
+        self.publisher = ResultPublisher(node, "~" if not self.name else f"~/{self.name}")
+
+    @property
+    def image_qos(self) -> QoSProfile | None:
+        return self.image.qos if self.image is not None else None
+
+    # subscriptions ------------------------------------------------------------------------------------------------
+    def subscribe(self, settings: NodeSettings, group) -> None:
+        topic = self.image_topic + ("/compressed" if settings.image_compressed else "")
+        message_type = CompressedImage if settings.image_compressed else Image
+        self.image = SensorSubscription(self.node, message_type, topic, self._on_image, IMAGE_DEPTH)
+        self.sensors = [self.image]
+        if settings.use_depth:
+            self.sensors += [
+                SensorSubscription(self.node, Image, self.depth_topic, self._on_depth, SENSOR_DEPTH),
+                SensorSubscription(self.node, CameraInfo, self.info_topic, self._on_camera_info, SENSOR_DEPTH),
+            ]
+        self.match_qos(settings, group)
+        self.last_frame_time = time.monotonic()
+        self.warned = False
+
+    def match_qos(self, settings: NodeSettings, group) -> None:
+        for sensor in self.sensors:
+            sensor.match(settings.image_qos, group)
+
+    def unsubscribe(self) -> None:
+        for sensor in self.sensors:
+            sensor.destroy()
+        self.image, self.sensors = None, []
+        self.slot.clear()
+        self.depth.clear()
+        self.camera_info = self.latest = self.in_flight = None
+
+    # callbacks: convert, pair, hand over, never block --------------------------------------------------------------
+    def _on_image(self, msg) -> None:
+        try:
+            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+        except ValueError as exc:
+            self.rejected += 1
+            self.reject_reason = str(exc)
+            self.on_rejected(f"{self.image_topic}: {exc}")
+            self.node.get_logger().warning(f"{self.image_topic}: frame rejected: {exc}", throttle_duration_sec=5.0)
+            return
+        frame = Frame(rgb=rgb, header=msg.header, received=time.monotonic(), stamp=stamp_seconds(msg.header),
+                      camera_info=self.camera_info)
+        with self._pairing_lock:
+            self.slot.put(frame)
+        # After the put: a depth image that came before is found here, one that comes later is offered to the slot.
+        if (nearest := self.depth.nearest(frame.stamp)) is not None:
+            frame.offer_depth(*nearest)
+        self.latest = frame
+        self.last_frame_time = frame.received
+        self.warned = False
+        self.node.wake_worker()
+
+    def _on_depth(self, msg: Image) -> None:
+        stamp = stamp_seconds(msg.header)
+        self.depth.add(stamp, msg)
+        for frame in self._waiting_frames():
+            frame.offer_depth(stamp, msg)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self.camera_info = msg
+        for frame in self._waiting_frames():
+            frame.offer_camera_info(msg)
+
+    def _waiting_frames(self) -> list[Frame]:
+        with self._pairing_lock:
+            return [f for f in (self.slot.peek(), self.in_flight) if f is not None]
+
+    # hand-over to the inference thread ---------------------------------------------------------------------------
+    def take_frame(self) -> Frame | None:
+        """The newest frame, now in flight: it keeps receiving depth offers until ``finish_frame``."""
+        with self._pairing_lock:
+            self.in_flight = self.slot.take()
+            return self.in_flight
+
+    def finish_frame(self) -> None:
+        with self._pairing_lock:
+            self.in_flight = None
+
+    # depth for a frame ---------------------------------------------------------------------------------------------
+    def depth_for(self, frame: Frame, settings: NodeSettings):
+        """(depth in metres or None, intrinsics or None, reason text: empty when a 3D answer is possible)."""
+        if not settings.use_depth:
+            return None, None, "depth disabled"
+        tolerance = settings.depth_sync_tolerance_s
+        msg, gap = frame.paired_depth(tolerance)
+        if msg is None and (nearest := self.depth.nearest(frame.stamp)) is not None:
+            # A frame that never waited in the slot (a service request) is paired here.
+            gap = min(gap, abs(nearest[0] - frame.stamp))
+            msg = nearest[1] if gap <= tolerance else None
+        camera_info = frame.camera_info or self.camera_info
+        intrinsics, info_reason = None, "no camera_info"
+        if camera_info is not None:
+            try:
+                intrinsics, info_reason = intrinsics_from_camera_info(camera_info), ""
+            except ValueError as exc:  # received, but no camera model can be made of it
+                info_reason = f"camera_info unusable: {exc}"
+        if msg is None:
+            if frame.depth is None and len(self.depth) == 0:
+                return None, intrinsics, "no depth image"
+            return None, intrinsics, f"no depth image within the stamp tolerance of {tolerance:g} s (nearest {gap:.3f} s away)"
+        if info_reason:
+            return None, None, info_reason
+        try:
+            return depth_image_to_metres(msg, settings.depth_scale), intrinsics, ""
+        except ValueError as exc:
+            self.node.get_logger().warning(f"{self.depth_topic}: {exc}", throttle_duration_sec=5.0)
+            return None, intrinsics, f"bad depth image: {exc}"
+
+    def why_no_images(self) -> str:
+        topic = self.node.resolve_topic_name(self.image_topic)
+        publishers = self.node.get_publishers_info_by_topic(self.image.topic if self.image else topic)
+        if self.rejected:
+            return f"{self.rejected} frame(s) on {topic} were rejected: {self.reject_reason}"
+        if not publishers:
+            return f"nobody publishes {topic} (check the topic name / remapping)"
+        if self.image_qos is not None and self.image_qos.reliability == ReliabilityPolicy.RELIABLE and any(
+            p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for p in publishers
+        ):
+            return f"QoS mismatch on {topic}: the publisher is BEST_EFFORT, this node subscribes RELIABLE (set image_qos:=auto)"
+        return f"{len(publishers)} publisher(s) on {topic} but no frame arrived (network or large-message fragmentation?)"

@@ -1,0 +1,27 @@
+"""mllmseg_node with a slow model, as its own process: every inference takes MLLMSEG_TEST_DELAY_S seconds longer.
+
+Stands in for a CPU or a small Jetson, where the 1B model needs seconds per frame. Arguments are the node's own
+(``--ros-args ...``).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from mllmseg_ros.engine.segmenter import Segmenter
+from mllmseg_ros.ros.node import main
+
+DELAY_S = float(os.environ.get("MLLMSEG_TEST_DELAY_S", "1.0"))
+_segment_batch = Segmenter.segment_batch
+
+
+def slow_segment_batch(self, *args, **kwargs):
+    time.sleep(DELAY_S)
+    return _segment_batch(self, *args, **kwargs)
+
+
+Segmenter.segment_batch = slow_segment_batch
+
+if __name__ == "__main__":
+    main(sys.argv)

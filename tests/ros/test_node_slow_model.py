@@ -1,0 +1,50 @@
+"""A slow model (seconds per frame, as on a CPU or a small Jetson) in its own process, fed at camera rate.
+
+The 3D answer must not depend on how long the model takes: each frame keeps the depth image of its own time.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from node_process import params_file, run_node
+from ros_harness import camera_info_msg, depth_msg, rgb_msg, wait_for
+
+CAMERA_HZ = 30.0
+
+
+def depth_of_frame(index: int) -> float:
+    """Each frame's depth is different, so a 3D answer shows which depth image it came from."""
+    return 1.0 + (index % 50) * 0.02
+
+
+@pytest.mark.parametrize("delay_s, answers", [(1.5, 6), (6.0, 3)])
+def test_slow_model_keeps_the_3d_answer_of_each_frame(ros, seg_checkpoint, tmp_path, delay_s, answers):
+    params = params_file(tmp_path, model_path=str(seg_checkpoint), threshold=0.0, no_image_warn_s=0.0, autostart=True)
+    with run_node(["--params-file", str(params)], delay_s=delay_s) as process:
+        driver = ros.driver()
+        assert wait_for(lambda: all(p.get_subscription_count() > 0 for p in (driver.image, driver.depth, driver.info, driver.command))), process.stop()
+        driver.send_command("the red cup")
+        stamps_ns: dict[int, int] = {}  # stamp -> frame index
+        index, started = 0, time.monotonic()
+        deadline = started + answers * delay_s + 60.0
+        while len(driver.arrays) < answers and time.monotonic() < deadline:
+            stamp_ns = 1_000_000_000 + index * 33_333_333
+            stamps_ns[stamp_ns] = index
+            driver.image.publish(rgb_msg(stamp_ns=stamp_ns))
+            # depth and camera_info of the same instant, a few ms apart, as a RealSense driver sends them
+            driver.depth.publish(depth_msg(depth_of_frame(index), stamp_ns=stamp_ns + 3_000_000))
+            info = camera_info_msg()
+            info.header.stamp.sec, info.header.stamp.nanosec = divmod(stamp_ns, 10**9)
+            driver.info.publish(info)
+            index += 1
+            time.sleep(max(0.0, started + index / CAMERA_HZ - time.monotonic()))
+    arrays = list(driver.arrays)
+    assert len(arrays) >= answers, process.output
+    found = [(array, s) for array in arrays for s in array.segmentations if s.found]
+    valid = [(array, s) for array, s in found if s.centroid_3d_valid]
+    assert found and len(valid) >= 0.95 * len(found), [s.centroid_3d_status for _, s in found]
+    for array, segmentation in valid:  # the depth of the frame's own time, not of the frame after inference
+        frame = stamps_ns[array.header.stamp.sec * 10**9 + array.header.stamp.nanosec]
+        assert segmentation.centroid_3d.z == pytest.approx(depth_of_frame(frame), abs=1e-3)
