@@ -170,8 +170,39 @@ def _wait_for_subscribers(publishers: Iterable[Publisher], timeout_s: float, sto
             return
 
 
+class BagClock:
+    """Publishes the bag's time on /clock, as ``ros2 bag play --clock`` does, for nodes with use_sim_time.
+
+    Playback at ``rate`` maps monotonic time t to bag time ``first + (t - start) * rate``; the clock is published at
+    ``hz`` while waiting for the next message, and once with each message's own time before it goes out.
+    """
+
+    def __init__(self, node: Node, hz: float) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
+
+        self._message = Clock
+        self.period = 1.0 / hz
+        self.publisher = node.create_publisher(Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+
+    def publish(self, t_ns: int) -> None:
+        msg = self._message()
+        msg.clock.sec, msg.clock.nanosec = divmod(int(t_ns), 10**9)
+        self.publisher.publish(msg)
+
+
+def _wait_until(due: float, stop: threading.Event, clock: BagClock | None, bag_time_ns) -> bool:
+    """Wait for monotonic time ``due``, ticking ``clock`` meanwhile; True when stopped."""
+    while (remaining := due - time.monotonic()) > 0:
+        if stop.wait(remaining if clock is None else min(remaining, clock.period)):
+            return True
+        if clock is not None:
+            clock.publish(bag_time_ns(time.monotonic()))
+    return stop.is_set()
+
+
 def _play_once(reader: Reader, connections: list[Connection], classes: dict[str, type],
-               publishers: dict[str, Publisher], rate: float, stop: threading.Event) -> int:
+               publishers: dict[str, Publisher], rate: float, stop: threading.Event, clock: BagClock | None = None) -> int:
     """One pass over the bag. Each message is due at start + (bag offset / rate) on the monotonic clock: waiting for
     that absolute deadline, not sleeping a gap, keeps deserialize and publish time from adding up as drift."""
     from rclpy.serialization import deserialize_message
@@ -180,8 +211,11 @@ def _play_once(reader: Reader, connections: list[Connection], classes: dict[str,
     for connection, t_ns, raw in reader.messages(connections=connections):
         first = t_ns if first is None else first
         msg = deserialize_message(raw, classes[connection.topic])
-        if stop.wait(max(0.0, start + (t_ns - first) / 1e9 / rate - time.monotonic())):
+        bag_time_ns = lambda now, first=first: first + (now - start) * rate * 1e9  # noqa: E731
+        if _wait_until(start + (t_ns - first) / 1e9 / rate, stop, clock, bag_time_ns):
             break
+        if clock is not None:
+            clock.publish(t_ns)
         publishers[connection.topic].publish(msg)
         count += 1
     return count
@@ -190,18 +224,21 @@ def _play_once(reader: Reader, connections: list[Connection], classes: dict[str,
 def play(bag_path: str | Path, rate: float = 1.0, loop: bool = False, remap: dict[str, str] | None = None,
          topics: list[str] | None = None, start_paused: bool = False, qos_reliability: str = "reliable",
          wait_for_subscribers: float = 0.0, node: Node | None = None, stop_event: threading.Event | None = None,
-         resume_event: threading.Event | None = None) -> int:
+         resume_event: threading.Event | None = None, clock_hz: float = 0.0) -> int:
     """Publish the messages of a bag with their original spacing divided by ``rate``, like ``ros2 bag play``.
 
     ``remap``/``topics`` use the bag's topic names. Publishers exist before playback starts; it then waits up to
     ``wait_for_subscribers`` s for every topic to have a subscriber and, with ``start_paused``, for ``resume_event``.
-    ``loop`` repeats until ``stop_event`` is set. Returns the number of messages published.
+    ``loop`` repeats until ``stop_event`` is set. ``clock_hz`` > 0 publishes the bag time on /clock at that rate
+    (``ros2 bag play --clock``), for nodes run with use_sim_time. Returns the number of messages published.
     """
     from rclpy import create_node
     from rclpy.duration import Duration
 
     if rate <= 0:
         raise ValueError(f"rate must be positive, got {rate}")
+    if clock_hz < 0:
+        raise ValueError(f"clock rate must not be negative, got {clock_hz}")
     if start_paused and resume_event is None:
         raise ValueError("start_paused needs a resume_event to resume on")
     qos = _qos(qos_reliability)
@@ -215,16 +252,18 @@ def play(bag_path: str | Path, rate: float = 1.0, loop: bool = False, remap: dic
         classes = {c.topic: message_class(c.msgtype, c.topic) for c in connections}
         player = node or create_node("mllmseg_bag_player")
         publishers: dict[str, Publisher] = {}
+        clock = None
         try:
             for topic, cls in classes.items():
                 publishers[topic] = player.create_publisher(cls, remap.get(topic, topic), qos)
+            clock = BagClock(player, clock_hz) if clock_hz > 0 else None
             _wait_for_subscribers(publishers.values(), wait_for_subscribers, stop)
             if start_paused and resume_event is not None:
                 while not (resume_event.wait(0.05) or stop.is_set()):
                     pass
             count = 0
             while not stop.is_set():
-                played = _play_once(reader, connections, classes, publishers, rate, stop)
+                played = _play_once(reader, connections, classes, publishers, rate, stop, clock)
                 count += played
                 if not loop or played == 0:  # an empty bag would loop without end
                     break
@@ -232,29 +271,19 @@ def play(bag_path: str | Path, rate: float = 1.0, loop: bool = False, remap: dic
                 publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
             return count
         finally:
-            for publisher in publishers.values():
+            for publisher in [*publishers.values(), *([clock.publisher] if clock else [])]:
                 player.destroy_publisher(publisher)
             if node is None:
                 player.destroy_node()
 
 
 def _subscription_qos(node: Node, topic: str, reliability: str) -> QoSProfile | None:
-    """QoS to record ``topic`` with, or None to wait for a publisher. "auto" matches the publishers on the graph:
-    a reliable subscriber never connects to a best-effort camera, and a latched topic needs transient-local."""
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    """QoS to record ``topic`` with, or None to wait for a publisher; "auto" matches the publishers on the graph."""
+    from ..ros.qos import matching_qos
 
     if reliability != "auto":
         return _qos(reliability)
-    offered = [info.qos_profile for info in node.get_publishers_info_by_topic(topic)]
-    if not offered:
-        return None
-    best_effort = any(q.reliability == ReliabilityPolicy.BEST_EFFORT for q in offered)
-    latched = all(q.durability == DurabilityPolicy.TRANSIENT_LOCAL for q in offered)
-    return QoSProfile(
-        depth=QUEUE_DEPTH,
-        reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
-    )
+    return matching_qos(node, topic, QUEUE_DEPTH)
 
 
 def record(bag_path: str | Path, topics: dict[str, str], duration: float | None = None,

@@ -128,7 +128,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         with ros_session() as stop:
             count = play(args.bag, rate=args.rate, loop=args.loop, remap=remap, topics=args.topics,
                          qos_reliability="best_effort" if args.best_effort else "reliable",
-                         wait_for_subscribers=args.wait_for_subscribers, stop_event=stop)
+                         wait_for_subscribers=args.wait_for_subscribers, stop_event=stop, clock_hz=args.clock or 0.0)
     except KeyboardInterrupt:
         print("mllmseg-ros: play interrupted", file=sys.stderr)
         return 130
@@ -253,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO", help="publish bag topic FROM on TO")
     play.add_argument("--topics", nargs="+", help="play only these bag topics")
     play.add_argument("--best-effort", action="store_true", help="publish BEST_EFFORT instead of RELIABLE")
+    play.add_argument("--clock", type=POSITIVE, nargs="?", const=40.0, metavar="HZ",
+                      help="publish the bag time on /clock (default 40 Hz), for nodes run with use_sim_time")
     play.add_argument("--wait-for-subscribers", type=NON_NEGATIVE, default=0.0, metavar="S",
                       help="wait up to S seconds for a subscriber on every topic before playing")
     play.set_defaults(handler=cmd_play)
