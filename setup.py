@@ -33,7 +33,8 @@ setup(
         "pycocotools",  # COCO polygon/RLE decoding for the RefCOCO evaluation
     ],
     # bitsandbytes: optional 8/4-bit weights (quantization="bnb-int8"/"bnb-nf4"); the tests check its accuracy.
-    extras_require={"test": ["pytest", "pytest-timeout", "bitsandbytes"], "quantization": ["bitsandbytes"]},
+    # catkin_pkg: tests/test_package.py validates package.xml with it.
+    extras_require={"test": ["pytest", "pytest-timeout", "bitsandbytes", "catkin_pkg"], "quantization": ["bitsandbytes"]},
     # ament index and share/ files, so `ros2 run`/`ros2 launch` find the package after a colcon build.
     # glob() so that a not-yet-existing launch/ or config/ folder is simply empty.
     data_files=[

@@ -1,0 +1,87 @@
+"""package.xml declares what the code imports, so `rosdep install` on a robot installs it (and pip the rest)."""
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import catkin_pkg.package
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNTIME_SOURCES = [*sorted((ROOT / "mllmseg_ros").rglob("*.py")), *sorted((ROOT / "launch").glob("*.py"))]
+
+# Python module -> its rosdep key (checked in ros/rosdistro rosdep/python.yaml).
+ROSDEP_KEYS = {
+    "torch": "python3-torch",
+    "numpy": "python3-numpy",
+    "cv2": "python3-opencv",
+    "PIL": "python3-pil",
+    "yaml": "python3-yaml",
+    "tqdm": "python3-tqdm",
+    "google": "python3-protobuf",
+}
+# Modules with no system-package rosdep key: the README's workspace section installs them with pip. Optional ones
+# (bitsandbytes, peft) are imported only when their feature is used.
+PIP_ONLY = {"transformers", "safetensors", "tokenizers", "sentencepiece", "rosbags", "pycocotools"}
+PIP_OPTIONAL = {"bitsandbytes", "peft"}
+# ROS packages imported by Python name (the package name itself is the dependency).
+ROS_PYTHON_PACKAGES = {"rclpy", "launch", "launch_ros", "ament_index_python"}
+
+
+def _imported_top_level_modules() -> set[str]:
+    names = set()
+    for path in RUNTIME_SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - {"__future__", "mllmseg_ros"}
+
+
+@pytest.fixture(scope="module")
+def package():
+    return catkin_pkg.package.parse_package(str(ROOT / "package.xml"))
+
+
+def _declared(package) -> set[str]:
+    groups = (package.build_depends, package.buildtool_depends, package.exec_depends, package.test_depends)
+    return {dependency.name for group in groups for dependency in group}
+
+
+def test_package_xml_is_valid_format_3_and_matches_the_build(package):
+    package.validate()  # raises InvalidPackage on a schema or content problem
+    assert package.package_format == 3
+    project = re.search(r"project\((\w+)", (ROOT / "CMakeLists.txt").read_text()).group(1)
+    assert package.name == project == "mllmseg_ros"
+    assert f'version="{package.version}"' in (ROOT / "setup.py").read_text()
+    assert package.get_build_type() == "ament_cmake"
+
+
+def test_build_and_test_tools_are_declared(package):
+    assert {"ament_cmake", "ament_cmake_python", "rosidl_default_generators"} <= {d.name for d in package.buildtool_depends}
+    assert {"ament_cmake_pytest", "python3-pytest"} <= {d.name for d in package.test_depends}
+
+
+def test_every_imported_module_is_declared_or_installed_by_pip(package):
+    imported = _imported_top_level_modules()
+    unknown = imported - ROSDEP_KEYS.keys() - PIP_ONLY - PIP_OPTIONAL - ROS_PYTHON_PACKAGES
+    ros_messages = {name for name in unknown if name.endswith(("_msgs", "_interfaces"))}
+    assert unknown == ros_messages, f"imported but neither a ROS package nor listed here: {sorted(unknown - ros_messages)}"
+    declared = _declared(package)
+    needed = {ROSDEP_KEYS[name] for name in imported & ROSDEP_KEYS.keys()} | (imported & ROS_PYTHON_PACKAGES) | ros_messages
+    assert needed - declared == set()
+
+
+def test_pip_only_modules_are_named_in_package_xml_and_the_readme_workspace_section():
+    comment = (ROOT / "package.xml").read_text()
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### ROS 2 workspace", 1)[1].split("\n### ", 1)[0]
+    pip_lines = " ".join(line for line in section.splitlines() if "pip install" in line)
+    for name in PIP_ONLY:
+        assert name in comment, name
+        assert name in pip_lines, f"{name} missing from the README workspace section's pip install"
+    for step in ("rosdep install", "colcon build", "colcon test"):
+        assert step in section
