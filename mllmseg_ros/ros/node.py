@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from dataclasses import dataclass
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -28,14 +27,7 @@ from .diagnostics import RecentProblems, segmentation_status
 from .params import SPECS, NodeSettings, declare_parameters, owned, validate
 from .publishing import build_array
 from .qos import RELIABLE_10
-
-
-@dataclass(frozen=True)
-class ActiveCommand:
-    text: str
-    expressions: list[str]
-    serial: int
-    received: float  # time.monotonic() when it arrived: frames much older than this never answer it
+from .target import ActiveCommand, Target
 
 
 class MLLMSegNode(LifecycleNode):
@@ -47,10 +39,7 @@ class MLLMSegNode(LifecycleNode):
         self.segmenter = None
         self.streams: list[CameraStream] = []
         self._engine_lock = threading.Lock()  # the segmenter serves one caller at a time (worker or service)
-        self._command: ActiveCommand | None = None
-        self._command_lock = threading.Lock()
-        self._command_serial = 0
-        self._command_status = "no command yet"
+        self.target = Target()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -160,7 +149,7 @@ class MLLMSegNode(LifecycleNode):
 
     def _release(self) -> None:
         """Back to unconfigured: the model, the streams and the command are gone (configure starts afresh)."""
-        self._clear_command("cleaned up")
+        self.target.clear("cleaned up")
         for stream in self.streams:
             stream.unsubscribe()
             stream.publisher.destroy()
@@ -233,38 +222,24 @@ class MLLMSegNode(LifecycleNode):
         except ValueError as exc:
             self._reject_command(str(exc))
             return
-        with self._command_lock:
-            self._command_serial += 1
-            self._command = ActiveCommand(text, expressions, self._command_serial, time.monotonic())
         if parsed.problems:
-            self._command_status = f"partly used: {'; '.join(parsed.problems)}"
-            self.problems.add("commands", f"{text!r}: {self._command_status}")
+            status = f"partly used: {'; '.join(parsed.problems)}"
+            self.target.set(text, expressions, status)
+            self.problems.add("commands", f"{text!r}: {status}")
             self.get_logger().warning(f"command {text!r} -> {expressions}; ignored: {'; '.join(parsed.problems)}")
         else:
-            self._command_status = "ok"
+            self.target.set(text, expressions)
             self.get_logger().info(f"command {text!r} -> {expressions}")
         self.wake_worker()
 
     def _clear_command(self, why: str) -> None:
-        with self._command_lock:
-            had = self._command is not None
-            self._command = None
-        self._command_status = why
-        if had:
+        if self.target.clear(why):
             self.get_logger().info(f"command {why}: no target")
 
     def _reject_command(self, reason: str) -> None:
         """Tell, in the log and /diagnostics, that a command was not taken and which target stays."""
-        with self._command_lock:
-            current = self._command
-        kept = f"the target stays {current.expressions}" if current else "no target"
-        self._command_status = f"rejected: {reason}; {kept}"
         self.problems.add("commands", reason)
-        self.get_logger().warning(f"command rejected: {reason}; {kept}", throttle_duration_sec=2.0)
-
-    def _current_command(self) -> ActiveCommand | None:
-        with self._command_lock:
-            return self._command
+        self.get_logger().warning(f"command {self.target.reject(reason)}", throttle_duration_sec=2.0)
 
     # inference thread ----------------------------------------------------------------------------------------------
     def wake_worker(self) -> None:
@@ -281,7 +256,7 @@ class MLLMSegNode(LifecycleNode):
         while not self._stop.is_set():
             self._wake.wait(timeout=0.2)
             self._wake.clear()
-            if self._current_command() is None or self._stop.is_set():
+            if self.target.current is None or self._stop.is_set():
                 continue  # frames wait in their slots: a command may still take one that is recent enough
             settings = self.settings
             if settings.max_rate_hz > 0:
@@ -290,7 +265,7 @@ class MLLMSegNode(LifecycleNode):
                     self._stop.wait(wait)
             batch = self._take_frames()
             # Read after taking: a frame received after a command is answered with that command (or a newer one).
-            command = self._current_command()
+            command = self.target.current
             batch = self._fresh_for(command, batch, settings) if command is not None else []
             if batch:
                 self._process(batch, command, settings)
@@ -298,9 +273,7 @@ class MLLMSegNode(LifecycleNode):
             for stream in self.streams:
                 stream.finish_frame()
             if batch and settings.mode == "once":
-                with self._command_lock:
-                    if self._command is not None and self._command.serial == command.serial:
-                        self._command = None
+                self.target.answered(command)
             if any(stream.slot.peek() is not None for stream in self.streams):
                 self._wake.set()
 
@@ -319,10 +292,6 @@ class MLLMSegNode(LifecycleNode):
                 stream.stale += 1
         return fresh
 
-    def _still_current(self, command: ActiveCommand) -> bool:
-        current = self._current_command()
-        return current is not None and current.serial == command.serial
-
     def _process(self, batch, command: ActiveCommand, settings: NodeSettings) -> None:
         try:
             with self._engine_lock:
@@ -336,7 +305,7 @@ class MLLMSegNode(LifecycleNode):
             self._recover_from(exc)
             self.get_logger().error(f"inference failed on this frame: {exc}", throttle_duration_sec=5.0)
             return
-        if not self._still_current(command):
+        if not self.target.is_current(command):
             # "stop" or a new target arrived while the model ran: an answer to the old one must not move the robot.
             self._superseded += len(batch)
             return
@@ -431,9 +400,9 @@ class MLLMSegNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         if self._diagnostics_pub is None or self.settings is None:
             return
-        command = self._current_command()
+        command = self.target.current
         extra = {"last_latency_ms": round(self._last_latency_ms, 1), "command": command.text if command else "",
-                 "command_status": self._command_status, "answers_superseded": self._superseded}
+                 "command_status": self.target.status, "answers_superseded": self._superseded}
         status = segmentation_status(f"{self.get_name()}: segmentation", self.settings.device, self.counters(),
                                      self.problems.recent(), self.settings.diagnostics_window_s, extra)
         self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))

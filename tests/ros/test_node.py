@@ -16,7 +16,7 @@ def test_image_and_command_give_results_with_the_image_header(ros, make_node, se
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("Pick up the red cup; the blue bowl")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     driver.image.publish(rgb_msg(stamp_ns=1_234_567_890_123, frame_id="cam_opt"))
     assert wait_for(lambda: driver.arrays)
     array = driver.arrays[0]
@@ -49,7 +49,7 @@ def test_3d_centroid_from_depth_and_camera_info(ros, make_node, seg_checkpoint, 
     driver.depth.publish(depth_msg(2.0, height=24, width=32, stamp_ns=stamp + 10_000_000, encoding=encoding))
     assert wait_for(lambda: node.streams[0].camera_info is not None and len(node.streams[0].depth) == 1)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     driver.image.publish(rgb_msg(stamp_ns=stamp))
     assert wait_for(lambda: driver.arrays)
     segmentation = driver.arrays[0].segmentations[0]
@@ -70,7 +70,7 @@ def test_depth_outside_the_stamp_tolerance_is_not_used(ros, make_node, seg_check
     driver.depth.publish(depth_msg(2.0, stamp_ns=9_000_000_000))
     assert wait_for(lambda: len(node.streams[0].depth) == 1)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     driver.image.publish(rgb_msg(stamp_ns=8_000_000_000))
     assert wait_for(lambda: driver.arrays)
     segmentation = driver.arrays[0].segmentations[0]
@@ -82,7 +82,7 @@ def test_not_found_target(ros, make_node, rej_checkpoint):
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the purple elephant")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     driver.image.publish(rgb_msg())
     assert wait_for(lambda: driver.arrays)
     segmentation = driver.arrays[0].segmentations[0]
@@ -97,7 +97,7 @@ def test_best_effort_camera_is_matched(ros, make_node, seg_checkpoint):
     assert node.streams[0].image_qos.reliability == ReliabilityPolicy.BEST_EFFORT
     assert connected(node, driver)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     assert wait_for(lambda: (driver.image.publish(rgb_msg()), bool(driver.arrays))[1], interval=0.1)
 
 
@@ -113,10 +113,10 @@ def test_once_mode_answers_one_frame(ros, make_node, seg_checkpoint):
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     driver.image.publish(rgb_msg(stamp_ns=1))
     assert wait_for(lambda: driver.arrays)
-    assert wait_for(lambda: node._command is None)
+    assert wait_for(lambda: node.target.current is None)
     for i in range(3):  # one at a time: the subscription keeps only the newest frame (depth 1)
         driver.image.publish(rgb_msg(stamp_ns=2 + i))
         assert wait_for(lambda: node.counters()["received"] == 2 + i)
@@ -128,12 +128,12 @@ def test_continuous_mode_tracks_until_cleared(ros, make_node, seg_checkpoint):
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     for i in range(3):
         driver.image.publish(rgb_msg(stamp_ns=i + 1))
         assert wait_for(lambda: len(driver.arrays) == i + 1)
     driver.send_command("")
-    assert wait_for(lambda: node._command is None)
+    assert wait_for(lambda: node.target.current is None)
     driver.image.publish(rgb_msg(stamp_ns=10))
     assert wait_for(lambda: node.counters()["received"] >= 4)
     assert not wait_for(lambda: len(driver.arrays) > 3, timeout=1.0)
@@ -144,7 +144,7 @@ def test_bad_inputs_are_rejected_and_the_node_carries_on(ros, make_node, seg_che
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     wrong_encoding = rgb_msg()
     wrong_encoding.encoding = "nv21"  # YUV 4:2:0, not converted
     short_data = rgb_msg()
@@ -170,7 +170,7 @@ def test_rgba_bgr_and_mono_images_are_accepted(ros, make_node, seg_checkpoint):
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     for index, encoding in enumerate(["bgr8", "rgba8", "bgra8", "mono8"]):
         driver.image.publish(rgb_msg(encoding=encoding, stamp_ns=index + 1))
         assert wait_for(lambda: len(driver.arrays) == index + 1), encoding
@@ -194,7 +194,7 @@ def test_lifecycle_transitions(ros, make_node, seg_checkpoint, tmp_path):
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     driver.image.publish(rgb_msg())
     assert wait_for(lambda: driver.arrays)
     node.trigger_deactivate()
@@ -268,7 +268,7 @@ def test_several_cameras_share_one_model(ros, make_node, seg_checkpoint):
     right = ros.driver(prefix="/mllmseg_node/right", namespace="/right")
     assert connected(node, left, 0) and connected(node, right, 1)
     left.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     left.image.publish(rgb_msg(frame_id="left_optical"))
     right.image.publish(rgb_msg(frame_id="right_optical", height=30, width=40))
     assert wait_for(lambda: left.arrays and right.arrays)
@@ -293,7 +293,7 @@ def test_compressed_images_and_markers(ros, make_node, seg_checkpoint):
     driver.depth.publish(depth_msg(1.5, stamp_ns=3))
     assert wait_for(lambda: node.streams[0].camera_info is not None and len(node.streams[0].depth) == 1)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     ok, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))
     msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
     msg.header.stamp.nanosec = 3

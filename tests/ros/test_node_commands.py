@@ -21,7 +21,7 @@ def test_stop_words_end_the_target(ros, make_node, seg_checkpoint, stop):
     driver.send_command("the red cup")
     assert results_flow(driver)
     driver.send_command(stop)
-    assert wait_for(lambda: node._command is None)
+    assert wait_for(lambda: node.target.current is None)
     time.sleep(0.3)  # an answer already on its way may still arrive
     before = len(driver.arrays)
     for i in range(5):
@@ -37,8 +37,8 @@ def test_a_command_with_an_empty_part_keeps_the_valid_part_and_says_so(ros, make
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the red ball;")
-    assert wait_for(lambda: node._command is not None)
-    assert node._command.expressions == ["the red ball"]
+    assert wait_for(lambda: node.target.current is not None)
+    assert node.target.current.expressions == ["the red ball"]
     assert wait_for(lambda: any("partly used" in values_of(s).get("command_status", "") for s in statuses))
 
 
@@ -48,13 +48,13 @@ def test_a_command_naming_nothing_is_reported_and_the_old_target_stays(ros, make
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     driver.send_command("?!.;")
     assert wait_for(lambda: any(values_of(s).get("command_status", "").startswith("rejected") for s in statuses))
     status = next(s for s in reversed(statuses) if values_of(s).get("command_status", "").startswith("rejected"))
     assert "the red cup" in values_of(status)["command_status"] and status.level == status.WARN
     assert "rejected commands" in status.message
-    assert node._command.expressions == ["the red cup"]
+    assert node.target.current.expressions == ["the red cup"]
 
 
 def test_an_over_long_command_is_rejected_before_parsing(ros, make_node, seg_checkpoint, monkeypatch):
@@ -67,11 +67,11 @@ def test_an_over_long_command_is_rejected_before_parsing(ros, make_node, seg_che
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the red cup " * 100_000)  # 1.2 MB
-    assert wait_for(lambda: "longer than max_command_chars" in node._command_status)
-    assert node._command is None and parsed == []  # the long one never reached the parser
+    assert wait_for(lambda: "longer than max_command_chars" in node.target.status)
+    assert node.target.current is None and parsed == []  # the long one never reached the parser
     driver.send_command("the blue bowl")
-    assert wait_for(lambda: node._command is not None)
-    assert node._command.expressions == ["the blue bowl"] and parsed == [len("the blue bowl")]
+    assert wait_for(lambda: node.target.current is not None)
+    assert node.target.current.expressions == ["the blue bowl"] and parsed == [len("the blue bowl")]
     assert results_flow(driver)
 
 
@@ -123,7 +123,7 @@ def test_oversized_frames_count_as_rejected_not_errors(ros, make_node, seg_check
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     huge = Image(height=1, width=9000, encoding="mono8", step=9000)
     huge.data = bytes(9000)
     driver.image.publish(huge)

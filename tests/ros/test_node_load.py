@@ -41,7 +41,7 @@ def test_flood_at_five_times_the_model_rate(ros, make_node, seg_checkpoint):
     assert connected(node, driver)
     frame = rgb_msg(height=480, width=640)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     driver.image.publish(frame)  # warm-up: the first answer includes one-time initialisation
     assert wait_for(lambda: len(driver.latencies_ms) == 1)
     # Measure the answer rate on a few single frames first.

@@ -28,7 +28,7 @@ def test_qwen3_checkpoint_gives_results(ros, make_node, qwen3_checkpoint, params
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("Pick up the red cup; the blue bowl")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     driver.image.publish(rgb_msg(stamp_ns=42, frame_id="cam_opt"))
     assert wait_for(lambda: driver.arrays)
     array = driver.arrays[0]

@@ -18,7 +18,7 @@ def test_a_command_is_not_answered_with_an_old_frame(ros, make_node, seg_checkpo
     assert wait_for(lambda: node.counters()["received"] == 1)
     time.sleep(1.5)  # the frame is now older than max_frame_age_s
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     assert not wait_for(lambda: driver.arrays, timeout=1.5)
     assert node.counters()["stale"] == 1
     driver.image.publish(rgb_msg(stamp_ns=2))
@@ -44,7 +44,7 @@ def test_frames_after_a_command_are_answered_with_it(ros, make_node, seg_checkpo
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     for i in range(5):  # the model is busy with the red cup when the new command comes
         driver.image.publish(rgb_msg(stamp_ns=1 + i))
         time.sleep(0.05)
@@ -65,11 +65,11 @@ def test_stop_while_the_model_runs_publishes_nothing_more(ros, make_node, seg_ch
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     driver.image.publish(rgb_msg(stamp_ns=1))
     assert wait_for(lambda: starts)  # the model is now working on the red cup
     driver.send_command("stop")
-    assert wait_for(lambda: node._command is None)
+    assert wait_for(lambda: node.target.current is None)
     driver.image.publish(rgb_msg(stamp_ns=2))
     assert not wait_for(lambda: driver.arrays or driver.centroids, timeout=2.0)
 
@@ -79,7 +79,7 @@ def test_cleanup_forgets_the_command(ros, make_node, seg_checkpoint):
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     node.trigger_deactivate()
     node.trigger_cleanup()
     node.trigger_configure()
@@ -89,7 +89,7 @@ def test_cleanup_forgets_the_command(ros, make_node, seg_checkpoint):
     assert wait_for(lambda: node.counters()["received"] == 1)
     assert not wait_for(lambda: driver.arrays, timeout=1.0)
     driver.send_command("the blue bowl")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     driver.image.publish(rgb_msg(stamp_ns=4))
     assert wait_for(lambda: driver.arrays)
     assert [a.command for a in driver.arrays] == ["the blue bowl"]
@@ -100,7 +100,7 @@ def test_deactivate_keeps_the_command(ros, make_node, seg_checkpoint):
     driver = ros.driver()
     assert connected(node, driver)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     node.trigger_deactivate()
     node.trigger_activate()
     assert connected(node, driver)
@@ -122,7 +122,7 @@ def test_depth_and_camera_info_match_their_publishers(ros, make_node, seg_checkp
     assert wait_for(lambda: all(sensors[t].qos is not None and sensors[t].qos.reliability == reliability for t in ("depth", "camera_info")), timeout=10)
     assert wait_for(lambda: driver.depth.get_subscription_count() > 0 and driver.info.get_subscription_count() > 0)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
 
     def answered_in_3d() -> bool:
         driver.info.publish(camera_info_msg())
@@ -144,7 +144,7 @@ def test_unusable_camera_info_is_named_not_missing(ros, make_node, seg_checkpoin
     driver.depth.publish(depth_msg(2.0, stamp_ns=60))
     assert wait_for(lambda: node.streams[0].camera_info is not None and len(node.streams[0].depth) == 1)
     driver.send_command("the red cup")
-    assert wait_for(lambda: node._command is not None)
+    assert wait_for(lambda: node.target.current is not None)
     driver.image.publish(rgb_msg(stamp_ns=60))
     assert wait_for(lambda: driver.arrays)
     segmentation = driver.arrays[0].segmentations[0]
