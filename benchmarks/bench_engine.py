@@ -36,7 +36,7 @@ from mllmseg_ros.engine.segmenter import compile_stages  # noqa: E402
 from mllmseg_ros.engine.postprocess import mask_geometry, resize_probability  # noqa: E402
 from mllmseg_ros.engine.prompt import HFChatTokenizer  # noqa: E402
 from mllmseg_ros.model import MLLMSegModel, SpecialTokens  # noqa: E402
-from mllmseg_ros.tools.checkpoint_builder import build_tokenizer  # noqa: E402
+from mllmseg_ros.training.checkpoint_builder import build_tokenizer  # noqa: E402
 
 EXPRESSIONS = ["the red cup", "the blue bowl on the left", "the green box", "the ball next to the plate"]
 SAM_VIT_H_PARAMETERS = 632_000_000  # the mask-decoding cost MLLMSeg avoids (paper: a ~34M decoder instead of SAM)

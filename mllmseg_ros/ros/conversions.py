@@ -154,9 +154,24 @@ def mono8_image(mask: np.ndarray, header: Header) -> Image:
     return msg
 
 
+def mask_from_mono8(msg: Image) -> np.ndarray:
+    """mono8 mask Image (as ``mono8_image`` writes) -> boolean H x W, non-zero inside."""
+    if msg.encoding != "mono8":
+        raise ValueError(f"a mask must be mono8, got {msg.encoding!r}")
+    return _view(msg, 1, np.uint8) > 0
+
+
 def rgb_image(image: np.ndarray, header: Header) -> Image:
     msg = Image(header=header, height=image.shape[0], width=image.shape[1], encoding="rgb8", is_bigendian=0, step=image.shape[1] * 3)
     msg.data = np.ascontiguousarray(image).tobytes()
+    return msg
+
+
+def depth_mm_image(depth_mm: np.ndarray, header: Header) -> Image:
+    """H x W uint16 depth in millimetres -> 16UC1 Image (the encoding of most depth cameras' drivers)."""
+    msg = Image(header=header, height=depth_mm.shape[0], width=depth_mm.shape[1], encoding="16UC1", is_bigendian=0,
+                step=depth_mm.shape[1] * 2)
+    msg.data = np.ascontiguousarray(depth_mm, dtype=np.uint16).tobytes()
     return msg
 
 
@@ -171,6 +186,10 @@ def point(xyz) -> Point:
     if xyz is None:
         return Point()
     return Point(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2]) if len(xyz) > 2 else 0.0)
+
+
+def stamp_ns(header: Header) -> int:
+    return header.stamp.sec * 10**9 + header.stamp.nanosec
 
 
 def stamp_seconds(header: Header) -> float:

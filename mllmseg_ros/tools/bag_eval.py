@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.postprocess import mask_iou
+from ..ros.conversions import image_to_rgb, mask_from_mono8, stamp_ns
 from .bags import BagError, message_class, open_bag, play
 
 
@@ -42,14 +43,6 @@ class TargetScore:
         }
 
 
-def _mask(image_msg) -> np.ndarray:
-    return np.frombuffer(image_msg.data, np.uint8).reshape(image_msg.height, image_msg.step)[:, : image_msg.width] > 0
-
-
-def _stamp(header) -> int:
-    return header.stamp.sec * 10**9 + header.stamp.nanosec
-
-
 def read_ground_truth(bag: Path, topic: str) -> dict[int, object]:
     from rclpy.serialization import deserialize_message
 
@@ -58,7 +51,7 @@ def read_ground_truth(bag: Path, topic: str) -> dict[int, object]:
         if not connections:
             raise BagError(f"ground-truth topic {topic} is not in {bag}")
         cls = message_class(connections[0].msgtype, topic)
-        return {_stamp(msg.header): msg for msg in (deserialize_message(raw, cls) for _, _, raw in reader.messages(connections))}
+        return {stamp_ns(msg.header): msg for msg in (deserialize_message(raw, cls) for _, _, raw in reader.messages(connections))}
 
 
 def score(ground_truth: dict[int, object], answers: dict[int, object]) -> list[TargetScore]:
@@ -77,7 +70,7 @@ def score(ground_truth: dict[int, object], answers: dict[int, object]) -> list[T
             entry.latencies_ms.append(answer.total_ms)
             entry.found_correct += int(predicted.found == expected.found)
             if expected.found:
-                entry.ious.append(mask_iou(_mask(predicted.mask), _mask(expected.mask)) if predicted.found else 0.0)
+                entry.ious.append(mask_iou(mask_from_mono8(predicted.mask), mask_from_mono8(expected.mask)) if predicted.found else 0.0)
                 if predicted.centroid_3d_valid and (expected.centroid_3d.z > 0):
                     a, b = predicted.centroid_3d, expected.centroid_3d
                     entry.centroid_errors_mm.append(1000 * float(np.linalg.norm([a.x - b.x, a.y - b.y, a.z - b.z])))
@@ -113,7 +106,7 @@ def evaluate_bag(
 
     def on_answer(msg) -> None:
         with lock:
-            answers[_stamp(msg.header)] = msg
+            answers[stamp_ns(msg.header)] = msg
 
     from rclpy import create_node
 
@@ -128,8 +121,8 @@ def evaluate_bag(
         overlay_dir.mkdir(parents=True, exist_ok=True)
 
         def on_overlay(msg) -> None:
-            rgb = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, : msg.width * 3].reshape(msg.height, msg.width, 3)
-            cv2.imwrite(str(overlay_dir / f"{_stamp(msg.header):020d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            rgb = image_to_rgb(msg)
+            cv2.imwrite(str(overlay_dir / f"{stamp_ns(msg.header):020d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
         listener.create_subscription(Image, "/mllmseg_node/overlay", on_overlay, reliable)
     executor = SingleThreadedExecutor()  # as the node's main() (see there why)

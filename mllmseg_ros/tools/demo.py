@@ -16,6 +16,7 @@ import numpy as np
 from ..data.scenes import make_scene
 from ..engine.depth import PinholeIntrinsics, centroid_3d, depth_to_metres
 from ..engine.commands import normalize_command
+from ..engine.postprocess import mask_geometry
 
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "models" / "mllmseg_demo"
 DEMO_SEEDS = 9_000_000  # held out: training uses seeds below 1,000,000
@@ -29,7 +30,7 @@ def write_demo_bag(path: Path, scenes: int, seed: int = DEMO_SEEDS, storage: str
     from std_msgs.msg import Header, String
 
     from ..msg import Segmentation, SegmentationArray
-    from ..ros.conversions import mono8_image, rgb_image
+    from ..ros.conversions import depth_mm_image, mono8_image, rgb_image
     from .bags import write_bag
 
     rng = np.random.default_rng(seed)
@@ -41,13 +42,13 @@ def write_demo_bag(path: Path, scenes: int, seed: int = DEMO_SEEDS, storage: str
         image = rgb_image(scene.image, Header())
         image.header.stamp.sec, image.header.stamp.nanosec = divmod(t, 10**9)
         image.header.frame_id = "camera_color_optical_frame"
-        depth = _depth_msg(scene.depth_mm, image.header)
+        depth = depth_mm_image(scene.depth_mm, image.header)
         camera = scene.camera
         info = CameraInfo(header=image.header, width=camera.width, height=camera.height, k=camera.k,
                           distortion_model="plumb_bob", d=[0.0] * 5)
         mask = scene.target_mask(expression)
         truth = SegmentationArray(header=image.header, command=expression.command)
-        located = centroid_3d(mask, _centroid(mask), depth_to_metres(scene.depth_mm),
+        located = centroid_3d(mask, mask_geometry(mask).centroid, depth_to_metres(scene.depth_mm),
                               PinholeIntrinsics.from_k(camera.k, camera.width, camera.height))
         truth.segmentations.append(Segmentation(
             expression=normalize_command(expression.command)[0], found=expression.target is not None,
@@ -63,19 +64,6 @@ def write_demo_bag(path: Path, scenes: int, seed: int = DEMO_SEEDS, storage: str
             ("/ground_truth", "mllmseg_ros/msg/SegmentationArray", truth, t),
         ]
     return write_bag(path, messages, storage)
-
-
-def _centroid(mask: np.ndarray):
-    ys, xs = np.nonzero(mask)
-    return (float(xs.mean()), float(ys.mean())) if len(xs) else None
-
-
-def _depth_msg(depth_mm: np.ndarray, header):
-    from sensor_msgs.msg import Image
-
-    msg = Image(header=header, height=depth_mm.shape[0], width=depth_mm.shape[1], encoding="16UC1", step=depth_mm.shape[1] * 2)
-    msg.data = depth_mm.tobytes()
-    return msg
 
 
 def write_gif(frames_dir: Path, target: Path, frame_ms: int = 1200) -> Path | None:

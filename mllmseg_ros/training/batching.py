@@ -47,7 +47,8 @@ class Batcher:
     def encode(self, sample: Sample) -> tuple[list[int], list[int]]:
         """The official conversation naming every expression of ``sample``: its token ids and labels."""
         answers = [SEG if mask.any() else REJ for mask in sample.masks]
-        turns = build_prompt_turns(sample.expressions, self.config.num_image_tokens, answers, bos=self.tokenizer.bos_token)
+        turns = build_prompt_turns(sample.expressions, self.config.num_image_tokens, answers, bos=self.tokenizer.bos_token,
+                                   template=self.config.template)
         ids, labels = [], []
         for turn in (turns.system, turns.user):
             part = self.tokenizer.encode(turn)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..model import MLLMSegModel
-from ..tools.checkpoint_builder import save_checkpoint
+from .checkpoint_builder import save_checkpoint
 from .config import TrainConfig
 
 STATE_FILE = "training_state.pt"  # optimizer state and step, beside the weights

@@ -9,7 +9,7 @@ import torch
 
 from ..data.scenes import CLASSES, COLOURS, COMMAND_PREFIXES
 from ..model import MLLMSegConfig, MLLMSegModel, SpecialTokens
-from ..tools.checkpoint_builder import build_tokenizer, small_config_dict
+from .checkpoint_builder import build_tokenizer, small_config_dict
 from .config import TrainConfig
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # as the official scripts

@@ -21,7 +21,7 @@ from mllmseg_ros.model import CheckpointError, MLLMSegConfig, MLLMSegModel, Spec
 from mllmseg_ros.model.configuration import build_language_config
 from mllmseg_ros.model.language import LanguageModel
 from mllmseg_ros.model.quantization import quantize
-from mllmseg_ros.tools.checkpoint_builder import QWEN3_ADDED_TOKENS, random_checkpoint
+from mllmseg_ros.training.checkpoint_builder import QWEN3_ADDED_TOKENS, random_checkpoint
 
 # llm_config of OpenGVLab/InternVL3_5-8B's config.json, every key as published (Qwen3-8B).
 INTERNVL3_5_8B_LLM = {

@@ -14,7 +14,7 @@ K = [100.0, 0.0, 31.5, 0.0, 100.0, 23.5, 0.0, 0.0, 1.0]  # intrinsics of the 64 
 
 def tiny_checkpoint(folder: Path, decision: str = "SEG") -> Path:
     """A small random model with its own tokenizer; its [REJ] logit is pinned so every answer is ``decision``."""
-    from mllmseg_ros.tools.checkpoint_builder import random_checkpoint
+    from mllmseg_ros.training.checkpoint_builder import random_checkpoint
 
     random_checkpoint(folder, ["the red cup", "the blue bowl", "the green box"], image_size=56, vision_width=32, llm_width=32)
     state = load_file(str(folder / "model.safetensors"))

@@ -11,7 +11,7 @@ from ros_harness import connected, json_token, rgb_msg, wait_for
 @pytest.fixture(scope="module")
 def qwen3_checkpoint(tmp_path_factory):
     """A small random InternVL3.5-style model whose [REJ] row of the output head is zero, so every answer is [SEG]."""
-    from mllmseg_ros.tools.checkpoint_builder import random_checkpoint
+    from mllmseg_ros.training.checkpoint_builder import random_checkpoint
 
     folder = random_checkpoint(tmp_path_factory.mktemp("tiny_qwen3"), ["the red cup", "the blue bowl"], llm="qwen3",
                                image_size=56, vision_width=32, llm_width=32)
