@@ -1,0 +1,178 @@
+"""MaskTracker on synthetic images whose motion is known exactly: a smooth random texture moved by an affine map."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from mllmseg_ros.engine.tracking import LEFT_VIEW, LOW_CONFIDENCE, NOT_FOUND, OCCLUDED, MaskTracker, TrackerConfig
+
+HEIGHT, WIDTH = 240, 320
+
+
+def _texture(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.uniform(0, 255, (HEIGHT * 3, WIDTH * 3)).astype(np.float32), (0, 0), 3)
+    return cv2.normalize(noise, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+
+
+TEXTURE = _texture()
+
+
+def _target(centre=(WIDTH * 1.5, HEIGHT * 1.5)) -> np.ndarray:
+    mask = np.zeros(TEXTURE.shape, np.uint8)
+    cx, cy = int(centre[0]), int(centre[1])
+    cv2.circle(mask, (cx, cy), 30, 1, -1)
+    cv2.rectangle(mask, (cx - 50, cy - 10), (cx - 20, cy + 25), 1, -1)  # not symmetric: a rotation shows
+    return mask
+
+
+TARGET = _target()
+
+
+def view(dx: float = 0.0, dy: float = 0.0, angle_deg: float = 0.0, target: np.ndarray = TARGET):
+    """(RGB image, true mask) of the scene moved by (dx, dy) pixels and rotated about the image centre."""
+    matrix = cv2.getRotationMatrix2D((WIDTH * 1.5, HEIGHT * 1.5), angle_deg, 1.0)
+    matrix[:, 2] += (dx, dy)
+    window = (slice(HEIGHT, 2 * HEIGHT), slice(WIDTH, 2 * WIDTH))
+    image = cv2.warpAffine(TEXTURE, matrix, TEXTURE.shape[::-1], flags=cv2.INTER_LINEAR)[window]
+    mask = cv2.warpAffine(target, matrix, TEXTURE.shape[::-1], flags=cv2.INTER_NEAREST)[window].astype(bool)
+    return np.dstack([image] * 3), mask
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def anchored(image, mask, config: TrackerConfig = TrackerConfig()) -> MaskTracker:
+    tracker = MaskTracker(config)
+    tracker.add_frame(image, 0)
+    tracker.remember(image, 0)
+    [state] = tracker.anchor(0, [mask])
+    assert state.found and state.steps == 0 and state.confidence == 1.0
+    return tracker
+
+
+def test_pure_translation_is_followed_without_drift():
+    tracker = anchored(*view())
+    for step in range(1, 41):
+        image, truth = view(dx=3.0 * step, dy=-1.0 * step)
+        [state] = tracker.add_frame(image, step)
+        assert state.found, state.reason
+    assert state.steps == 40
+    assert iou(state.mask, truth) > 0.95
+    assert iou(view()[1], truth) < 0.2  # the last model answer, repeated, would be far off
+    assert state.confidence > 0.8
+
+
+def test_rotation_is_followed():
+    off_centre = _target(centre=(WIDTH * 1.5 + 70, HEIGHT * 1.5))  # the camera rolls about the image centre
+    tracker = anchored(*view(target=off_centre))
+    for step in range(1, 31):
+        image, truth = view(angle_deg=0.7 * step, target=off_centre)
+        [state] = tracker.add_frame(image, step)
+        assert state.found, state.reason
+    assert iou(state.mask, truth) > 0.9
+    assert iou(view(target=off_centre)[1], truth) < 0.6
+
+
+def test_target_leaving_the_view_is_dropped_within_three_frames():
+    tracker = anchored(*view())
+    left_at = dropped_at = None
+    for step in range(1, 60):
+        image, truth = view(dx=6.0 * step)
+        [state] = tracker.add_frame(image, step)
+        if left_at is None and truth.sum() < 0.4 * TARGET.sum():  # most of it is outside the image now
+            left_at = step
+        if not state.found:
+            dropped_at = step
+            break
+        assert (state.mask & ~truth).sum() < 0.2 * max(1, state.mask.sum())  # what it keeps is the target
+    assert dropped_at is not None and state.reason == LEFT_VIEW
+    assert left_at is not None and abs(dropped_at - left_at) <= 3, (left_at, dropped_at)
+    assert not state.mask.any()
+
+
+def test_occluded_target_is_dropped():
+    tracker = anchored(*view())
+    occluder_width = 0
+    for step in range(1, 30):
+        image, truth = view(dx=1.0 * step)
+        occluder_width = min(WIDTH, 12 * step)
+        image[:, :occluder_width] = 128  # a flat board slides in from the left and covers the target
+        [state] = tracker.add_frame(image, step)
+        if not state.found:
+            break
+    assert not state.found and state.reason in (OCCLUDED, LOW_CONFIDENCE), state.reason
+    covered = truth[:, :occluder_width].sum() / truth.sum()
+    assert covered > 0.3  # dropped once a real part of it is hidden, not at the first covered pixel
+
+
+def test_unrelated_frame_drops_the_track():
+    tracker = anchored(*view())
+    other = np.dstack([np.roll(_texture(seed=5), 7, axis=0)[:HEIGHT, :WIDTH]] * 3)
+    [state] = tracker.add_frame(other, 1)
+    assert not state.found and state.reason in (OCCLUDED, LOW_CONFIDENCE)
+
+
+def test_answer_to_an_older_frame_is_brought_to_the_newest():
+    """The model answers frame 0 after 20 more frames arrived: the answer lands where the target is now."""
+    image0, truth0 = view()
+    tracker = MaskTracker()
+    tracker.add_frame(image0, 0)
+    tracker.remember(image0, 0)
+    for step in range(1, 21):
+        image, truth = view(dx=2.5 * step, dy=1.0 * step, angle_deg=0.2 * step)
+        assert tracker.add_frame(image, step) == []  # no answer yet: nothing is tracked, nothing invented
+    [state] = tracker.anchor(0, [truth0])
+    assert state.found and state.steps == 20
+    assert iou(state.mask, truth) > 0.9 and iou(truth0, truth) < 0.3
+    image, truth = view(dx=2.5 * 21, dy=21.0, angle_deg=4.2)
+    [state] = tracker.add_frame(image, 21)
+    assert state.found and iou(state.mask, truth) > 0.9
+
+
+def test_reanchoring_replaces_the_track():
+    tracker = anchored(*view())
+    for step in range(1, 6):
+        tracker.add_frame(view(dx=2.0 * step)[0], step)
+    image, _ = view(dx=12.0)
+    tracker.add_frame(image, 6)
+    tracker.remember(image, 6)
+    other_target = _target(centre=(WIDTH * 1.5 + 80, HEIGHT * 1.5 - 40))
+    _, other_truth = view(dx=12.0, target=other_target)
+    [state] = tracker.anchor(6, [other_truth])
+    assert state.steps == 0 and iou(state.mask, other_truth) == 1.0
+    image, truth = view(dx=16.0, target=other_target)
+    [state] = tracker.add_frame(image, 7)
+    assert iou(state.mask, truth) > 0.9
+
+
+def test_several_targets_and_a_not_found_one():
+    image, truth = view()
+    second = view(target=_target(centre=(WIDTH * 1.5 + 90, HEIGHT * 1.5 + 40)))[1]
+    tracker = MaskTracker()
+    tracker.add_frame(image, 0)
+    tracker.remember(image, 0)
+    first, other, missing = tracker.anchor(0, [truth, second, None])
+    assert first.found and other.found and not missing.found and missing.reason == NOT_FOUND
+    image, truth = view(dx=5.0)
+    first, other, missing = tracker.add_frame(image, 1)
+    assert iou(first.mask, truth) > 0.9 and other.found and not missing.found and not missing.mask.any()
+
+
+def test_reset_forgets_tracks_and_pending_frames():
+    image, truth = view()
+    tracker = anchored(image, truth)
+    tracker.remember(image, 0)
+    tracker.reset()
+    assert not tracker.tracking and tracker.add_frame(view(dx=2.0)[0], 1) == []
+    assert tracker.anchor(0, [truth]) == []  # an answer to a frame from before the reset anchors nothing
+
+
+@pytest.mark.parametrize("frame_id", ["never-seen", 0])
+def test_answer_to_a_frame_never_remembered_anchors_nothing(frame_id):
+    tracker = MaskTracker()
+    image, truth = view()
+    tracker.add_frame(image, 0)
+    assert tracker.anchor(frame_id, [truth]) == [] and not tracker.tracking
