@@ -192,3 +192,13 @@ def diagnostics_listener(ros, stamps_ns: list | None = None):
 
 def values_of(status) -> dict[str, str]:
     return {kv.key: kv.value for kv in status.values}
+
+
+def commanded(ros, make_node, checkpoint, command: str = "the red cup", **params):
+    """An active node with ``params``, a connected driver, and ``command`` accepted: (node, driver)."""
+    node = make_node(checkpoint, **params)
+    driver = ros.driver()
+    assert connected(node, driver)
+    driver.send_command(command)
+    assert wait_for(lambda: node.target.current is not None)
+    return node, driver

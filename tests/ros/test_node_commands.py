@@ -6,7 +6,7 @@ import time
 import pytest
 from rclpy.parameter import Parameter
 
-from ros_harness import connected, diagnostics_listener, rgb_msg, values_of, wait_for
+from ros_harness import commanded, connected, diagnostics_listener, rgb_msg, values_of, wait_for
 
 
 def results_flow(driver, since: int = 0, stamp_ns: int = 1) -> bool:
@@ -32,23 +32,15 @@ def test_stop_words_end_the_target(ros, make_node, seg_checkpoint, stop):
 
 
 def test_a_command_with_an_empty_part_keeps_the_valid_part_and_says_so(ros, make_node, seg_checkpoint):
-    node = make_node(seg_checkpoint, diagnostics_period_s=0.2)
     statuses = diagnostics_listener(ros)
-    driver = ros.driver()
-    assert connected(node, driver)
-    driver.send_command("the red ball;")
-    assert wait_for(lambda: node.target.current is not None)
+    node, driver = commanded(ros, make_node, seg_checkpoint, "the red ball;", diagnostics_period_s=0.2)
     assert node.target.current.expressions == ["the red ball"]
     assert wait_for(lambda: any("partly used" in values_of(s).get("command_status", "") for s in statuses))
 
 
 def test_a_command_naming_nothing_is_reported_and_the_old_target_stays(ros, make_node, seg_checkpoint):
-    node = make_node(seg_checkpoint, diagnostics_period_s=0.2)
     statuses = diagnostics_listener(ros)
-    driver = ros.driver()
-    assert connected(node, driver)
-    driver.send_command("the red cup")
-    assert wait_for(lambda: node.target.current is not None)
+    node, driver = commanded(ros, make_node, seg_checkpoint, diagnostics_period_s=0.2)
     driver.send_command("?!.;")
     assert wait_for(lambda: any(values_of(s).get("command_status", "").startswith("rejected") for s in statuses))
     status = next(s for s in reversed(statuses) if values_of(s).get("command_status", "").startswith("rejected"))
@@ -119,11 +111,7 @@ def test_diagnostics_warn_only_for_a_recent_window(ros, make_node, seg_checkpoin
 def test_oversized_frames_count_as_rejected_not_errors(ros, make_node, seg_checkpoint):
     from sensor_msgs.msg import Image
 
-    node = make_node(seg_checkpoint)
-    driver = ros.driver()
-    assert connected(node, driver)
-    driver.send_command("the red cup")
-    assert wait_for(lambda: node.target.current is not None)
+    node, driver = commanded(ros, make_node, seg_checkpoint)
     huge = Image(height=1, width=9000, encoding="mono8", step=9000)
     huge.data = bytes(9000)
     driver.image.publish(huge)

@@ -7,7 +7,7 @@ import time
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from ros_harness import camera_info_msg, connected, depth_msg, rgb_msg, slow_down, stamp_ns_of, wait_for
+from ros_harness import camera_info_msg, commanded, connected, depth_msg, rgb_msg, slow_down, stamp_ns_of, wait_for
 
 
 def test_a_command_is_not_answered_with_an_old_frame(ros, make_node, seg_checkpoint):
@@ -75,11 +75,7 @@ def test_stop_while_the_model_runs_publishes_nothing_more(ros, make_node, seg_ch
 
 
 def test_cleanup_forgets_the_command(ros, make_node, seg_checkpoint):
-    node = make_node(seg_checkpoint)
-    driver = ros.driver()
-    assert connected(node, driver)
-    driver.send_command("the red cup")
-    assert wait_for(lambda: node.target.current is not None)
+    node, driver = commanded(ros, make_node, seg_checkpoint)
     node.trigger_deactivate()
     node.trigger_cleanup()
     node.trigger_configure()
@@ -96,11 +92,7 @@ def test_cleanup_forgets_the_command(ros, make_node, seg_checkpoint):
 
 
 def test_deactivate_keeps_the_command(ros, make_node, seg_checkpoint):
-    node = make_node(seg_checkpoint)
-    driver = ros.driver()
-    assert connected(node, driver)
-    driver.send_command("the red cup")
-    assert wait_for(lambda: node.target.current is not None)
+    node, driver = commanded(ros, make_node, seg_checkpoint)
     node.trigger_deactivate()
     node.trigger_activate()
     assert connected(node, driver)
