@@ -33,6 +33,10 @@ def filled_array():
         centroid_3d_status="ok",
         depth_samples=2,
         area=2,
+        source=Segmentation.SOURCE_TRACKED,
+        answer_age_s=2.25,
+        track_confidence=0.75,
+        track_status="tracking",
     )
     return SegmentationArray(
         header=header,
