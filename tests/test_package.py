@@ -78,7 +78,7 @@ def test_every_imported_module_is_declared_or_installed_by_pip(package):
 def test_pip_only_modules_are_named_in_package_xml_and_the_readme_workspace_section():
     comment = (ROOT / "package.xml").read_text()
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("### ROS 2 workspace", 1)[1].split("\n### ", 1)[0]
+    section = readme.split("### In a ROS 2 workspace", 1)[1].split("\n### ", 1)[0]
     pip_lines = " ".join(line for line in section.splitlines() if "pip install" in line)
     for name in PIP_ONLY:
         assert name in comment, name
