@@ -9,7 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tiny_models import INTERNLM2, QWEN2, random_model
+from tiny_models import INTERNLM2, QWEN2, QWEN3, random_model
+
+LLM_CONFIGS = {"qwen2": QWEN2, "internlm2": INTERNLM2, "qwen3": QWEN3}
 
 from mllmseg_ros.model import cuda_graphs
 from mllmseg_ros.model.cuda_graphs import GraphedPromptPass
@@ -35,10 +37,10 @@ def direct_runner(monkeypatch):
     monkeypatch.setattr(cuda_graphs, "CudaGraphRunner", _DirectRunner)
 
 
-@pytest.mark.parametrize("llm", ["qwen2", "internlm2"])  # internlm2: dynamic-NTK RoPE, recorded as plain RoPE
+@pytest.mark.parametrize("llm", ["qwen2", "internlm2", "qwen3"])  # internlm2: dynamic-NTK RoPE, recorded as plain RoPE
 @pytest.mark.parametrize("batch,tokens", [(1, 7), (2, 32), (1, 33)])
 def test_padded_pass_matches_the_unpadded_one(direct_runner, batch, tokens, llm):
-    model = random_model(QWEN2 if llm == "qwen2" else INTERNLM2)
+    model = random_model(LLM_CONFIGS[llm])
     language_model = model.language_model
     torch.manual_seed(1)
     embeds = torch.randn(batch, tokens, language_model.config.hidden_size)
@@ -63,11 +65,11 @@ def test_padded_pass_matches_the_unpadded_one(direct_runner, batch, tokens, llm)
                                    atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("llm", ["qwen2", "internlm2"])
+@pytest.mark.parametrize("llm", ["qwen2", "internlm2", "qwen3"])
 @pytest.mark.parametrize("batch,tokens", [(1, 3), (2, 17)])
 def test_padded_continuation_matches_the_unpadded_one(direct_runner, batch, tokens, llm):
     """A follow-up question: the suffix continues a prefix cache, which is left as it was."""
-    model = random_model(QWEN2 if llm == "qwen2" else INTERNLM2)
+    model = random_model(LLM_CONFIGS[llm])
     language_model = model.language_model
     torch.manual_seed(2)
     width = language_model.config.hidden_size
