@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One command for a machine with a CUDA GPU: the GPU benchmarks (1B and 8B shapes, bf16; the 1B engine with and without
-# CUDA graphs) and the GPU variants of the tests, in under 8 minutes (each part has its own time limit). torch.compile
+# One command for a machine with a CUDA GPU: the GPU benchmarks (1B, 8B and the InternVL3.5 4B/8B shapes, bf16; the 1B engine with and without
+# CUDA graphs) and the GPU variants of the tests, in about 10 minutes (each part has its own time limit). torch.compile
 # is left out: compiling the three stages took longer than two minutes (bench_engine.py --compile measures it).
 # Every part writes its own JSON under DIR/parts; DIR/gpu_report.json gathers them with the headline numbers next to the targets.
 # Uses the torch already installed on the machine (CUDA build); the CPU venv of scripts/setup.sh is not needed:
@@ -44,6 +44,9 @@ run bench_engine_8b 120 "$py" benchmarks/bench_engine.py --shape 8b --dtype bf16
 # Model forward, ours beside the official-style path (same run, same card), 1 and 4 expressions.
 run bench_model 150 "$py" benchmarks/bench_model.py --shapes 1b,8b --dtypes bf16 --device cuda --expressions 1,4 \
     --warmup 3 --repeats 20 --threads 8 --json "$parts/bench_model.json"
+# The InternVL3.5 shapes (Qwen3 LLMs), 1 expression: no GPU figures for them yet.
+run bench_model_internvl3_5 120 "$py" benchmarks/bench_model.py --shapes 3.5-4b,3.5-8b --dtypes bf16 --device cuda \
+    --expressions 1 --warmup 2 --repeats 10 --threads 8 --json "$parts/bench_model_internvl3_5.json"
 # Last: the model and engine suites on this machine's torch (the ROS tests need rclpy and run in CI).
 run tests_model_engine 100 "$py" -m pytest -q -ra -p no:cacheprovider tests/model tests/engine -k "not cuda and not gpu" \
     --junitxml "$parts/tests_model_engine.xml"
