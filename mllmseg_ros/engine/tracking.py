@@ -142,16 +142,22 @@ class MaskTracker:
             if self._grey is None or grey.shape != self._grey.shape or self._full_shape != image.shape[:2]:
                 self._start(grey, image.shape[:2], frame_id)
                 return [track.state for track in self._tracks]
+            live = [track for track in self._tracks if track.state.found]
+            if not self._pending and not live:  # nothing to carry: no flow either
+                self._grey, self._frame_id = grey, frame_id
+                return [track.state for track in self._tracks]
             backward = self._flow.calc(grey, self._grey, None)  # new -> previous: where each new pixel came from
-            forward = self._flow.calc(self._grey, grey, None) if self._tracks else None
+            forward = self._flow.calc(self._grey, grey, None) if live else None
             step_map = self._grid + backward
-            for chain in self._pending.values():
-                self._advance(chain, grey, step_map)
-            if self._track_chain is not None:
+            for key, chain in self._pending.items():
+                if key == frame_id:  # the model's frame reached the tracker after it was handed over
+                    chain.map_xy, chain.steps = self._grid.copy(), 0
+                else:
+                    self._advance(chain, grey, step_map)
+            if live:
                 self._advance(self._track_chain, grey, step_map)
-            for track in self._tracks:
-                if track.state.found:
-                    self._update(track, forward, backward)
+            for track in live:
+                self._update(track, forward, backward)
             self._grey, self._frame_id = grey, frame_id
             return [track.state for track in self._tracks]
 
@@ -242,8 +248,8 @@ class MaskTracker:
             return
         moved = forward[ys, xs]
         dest_x, dest_y = xs + moved[:, 0], ys + moved[:, 1]
-        inside = (dest_x >= 0) & (dest_x <= small_w - 1) & (dest_y >= 0) & (dest_y <= small_h - 1)
-        state.in_view *= float(inside.mean())
+        inside = (dest_x >= -0.5) & (dest_x <= small_w - 0.5) & (dest_y >= -0.5) & (dest_y <= small_h - 0.5)
+        state.in_view *= float(_coverage(dest_x, small_w).dot(_coverage(dest_y, small_h)) / len(xs))
         back = backward[np.clip(np.round(dest_y), 0, small_h - 1).astype(int), np.clip(np.round(dest_x), 0, small_w - 1).astype(int)]
         consistent = inside & (np.hypot(moved[:, 0] + back[:, 0], moved[:, 1] + back[:, 1]) <= config.max_fb_error_px)
         visible = float(consistent.sum() / max(1, inside.sum()))
@@ -275,3 +281,9 @@ def _area_scale(xs: np.ndarray, ys: np.ndarray, dest_x: np.ndarray, dest_y: np.n
     solution, *_ = np.linalg.lstsq(design, np.stack([dest_x, dest_y], axis=1).astype(np.float64), rcond=None)
     scale = float(abs(np.linalg.det(solution[:2, :2])))
     return scale if np.isfinite(scale) and 0.5 < scale < 2.0 else 1.0
+
+
+def _coverage(position: np.ndarray, size: int) -> np.ndarray:
+    """How much of a one-pixel square centred at ``position`` lies inside [-0.5, size - 0.5] along one axis: counting
+    whole pixels would say a mask leaves by 2 columns a step when it moves 1.5."""
+    return np.clip(np.minimum(position + 0.5, size - 0.5) - np.maximum(position - 0.5, -0.5), 0.0, 1.0)

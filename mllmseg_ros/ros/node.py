@@ -28,6 +28,7 @@ from .params import SPECS, NodeSettings, declare_parameters, owned, validate
 from .publishing import build_array
 from .qos import RELIABLE_10
 from .target import ActiveCommand, Target
+from .tracking import TrackingWorker
 
 
 class MLLMSegNode(LifecycleNode):
@@ -40,6 +41,7 @@ class MLLMSegNode(LifecycleNode):
         self.streams: list[CameraStream] = []
         self._engine_lock = threading.Lock()  # the segmenter serves one caller at a time (worker or service)
         self.target = Target()
+        self.tracking = TrackingWorker(self)  # results for the frames between model answers (ros/tracking.py)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -117,6 +119,7 @@ class MLLMSegNode(LifecycleNode):
         self._stop.clear()
         self._worker = threading.Thread(target=self._run_worker, name="mllmseg_inference", daemon=True)
         self._worker.start()
+        self.tracking.start()
         self._timers = [self.create_timer(1.0, self._watch_inputs, callback_group=self._timer_group)]
         if self.settings.diagnostics_period_s > 0:
             self._timers.append(self.create_timer(self.settings.diagnostics_period_s, self._publish_diagnostics, callback_group=self._timer_group))
@@ -244,10 +247,12 @@ class MLLMSegNode(LifecycleNode):
     # inference thread ----------------------------------------------------------------------------------------------
     def wake_worker(self) -> None:
         self._wake.set()
+        self.tracking.wake()
 
     def _stop_worker(self) -> None:
         self._stop.set()
         self._wake.set()
+        self.tracking.stop()
         if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join(timeout=30.0)
         self._worker = None
@@ -316,6 +321,7 @@ class MLLMSegNode(LifecycleNode):
                 lookup = time.perf_counter() - started
                 array = build_array(frame, command.text, frame_results, depth, intrinsics, depth_reason, timings, lookup)
                 stream.publisher.publish(array, frame, frame_results, settings.publish_markers)
+                self.tracking.model_answered(stream, frame, command, frame_results)
                 stream.processed += 1
                 self._last_latency_ms = array.total_ms
             except Exception as exc:

@@ -14,6 +14,7 @@ from rclpy.node import Node
 MODES = ("continuous", "once")
 QOS_CHOICES = ("auto", "reliable", "best_effort")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+TRACKING_CHOICES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,13 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "long before it (never with an older one)", runtime=True, float_range=(0.0, 60.0)),
     ParameterSpec("centroid_of_largest_component", False, "centroid of the mask's largest connected part",
                   runtime=True),
+    ParameterSpec("tracking", "auto", "carry the last model answer to each new camera frame by optical flow between "
+                  "answers (source = tracked); auto = while the model answers slower than the camera sends frames",
+                  runtime=True, choices=TRACKING_CHOICES),
+    ParameterSpec("track_rate_hz", 0.0, "at most this many tracked results per second per camera (0 = every frame)",
+                  runtime=True, float_range=(0.0, 1000.0)),
+    ParameterSpec("track_min_confidence", 0.5, "a track whose forward-backward flow consistency falls below this is "
+                  "dropped (found false, track_status says why)", runtime=True, float_range=(0.0, 1.0)),
     # Inputs (read on configure)
     ParameterSpec("cameras", [""], "camera namespaces served by one model ([''] = one camera on relative topics "
                   "image, depth, camera_info); frames of several cameras are batched"),
@@ -124,6 +132,9 @@ class NodeSettings:
     max_command_chars: int
     max_frame_age_s: float
     centroid_of_largest_component: bool
+    tracking: str
+    track_rate_hz: float
+    track_min_confidence: float
     cameras: tuple[str, ...]
     image_compressed: bool
     image_qos: str

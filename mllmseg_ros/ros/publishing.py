@@ -50,6 +50,7 @@ def build_array(frame, command: str, results, depth_m, intrinsics, depth_reason:
                 centroid_3d_status=located.status,
                 depth_samples=located.samples,
                 area=int(result.area),
+                track_confidence=1.0,  # a model answer on its own frame (ros/tracking.py sets tracked ones)
             )
         )
     array.preprocess_ms = float(timings.get("preprocess", 0.0))

@@ -1,0 +1,219 @@
+"""Results for the camera frames between model answers: the last answer carried to each new frame by optical flow.
+
+A thread of its own (``mllmseg_tracking``) beside the inference thread: woken by every image callback, it moves each
+camera's ``MaskTracker`` (engine/tracking.py) to that camera's newest frame and publishes the carried masks as
+``source = SOURCE_TRACKED`` results, with the 3D centroid from that frame's own depth. The inference thread tells it
+which frame the model is answering (``model_takes``) and hands it every answer (``model_answered``): the answer is
+brought forward to the newest frame at once (re-anchoring) and replaces the track.
+
+Tracks belong to one command (its serial): a new command or a stop discards them, and a tracked result of a replaced
+command is never published. ``mode: once`` never tracks; ``tracking: auto`` tracks while the model answers more slowly
+than the camera sends frames.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..engine.postprocess import mask_geometry
+from ..engine.tracking import MaskTracker, TrackedMask, TrackerConfig
+from .buffers import Frame
+from .publishing import build_array
+
+if TYPE_CHECKING:
+    from .camera_stream import CameraStream
+    from .target import ActiveCommand
+
+
+@dataclass
+class TrackedResult:
+    """The fields of an engine SegmentationResult that publishing reads, for a carried mask."""
+
+    expression: str
+    found: bool
+    confidence: float  # P([SEG]) of the model answer the track rests on
+    mask: np.ndarray
+    bbox: tuple[int, int, int, int] | None
+    centroid: tuple[float, float] | None
+    area: int
+
+
+def frame_key(frame: Frame) -> tuple[float, float]:
+    return (frame.received, frame.stamp)
+
+
+@dataclass
+class _Answer:
+    """The model answer a camera's track rests on."""
+
+    serial: int
+    stamp: float  # of the answered frame
+    expressions: list[str]
+    confidences: list[float]
+
+
+@dataclass
+class _CameraTrack:
+    tracker: MaskTracker
+    answer: _Answer | None = None
+    last_frame: Frame | None = None  # the newest frame moved to
+    last_seen: tuple | None = None  # key of the newest frame seen (moved to or not)
+    remembered: tuple | None = None  # key of the last frame the model took (its chain is kept)
+    last_published: float = 0.0
+    publish_newest: bool = False  # a fresh answer was anchored: publish it on the newest frame now
+    arrivals: deque = field(default_factory=lambda: deque(maxlen=20))  # receipt times of the frames seen
+    answer_times: deque = field(default_factory=lambda: deque(maxlen=5))  # time.monotonic() of the last answers
+
+
+class TrackingWorker:
+    """Tracks every camera of ``node`` between model answers (see the module docstring)."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+        self._cameras: dict[int, _CameraTrack] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.published = 0
+        self.dropped = 0  # tracked results published with found false
+
+    # lifecycle -------------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="mllmseg_tracking", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10.0)
+        self._thread = None
+        with self._lock:
+            self._cameras = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # decisions -------------------------------------------------------------------------------------------------------
+    def _camera(self, stream: "CameraStream") -> _CameraTrack:
+        with self._lock:
+            camera = self._cameras.get(id(stream))
+            if camera is None:
+                camera = self._cameras[id(stream)] = _CameraTrack(MaskTracker(self._config()))
+            return camera
+
+    def _config(self) -> TrackerConfig:
+        return TrackerConfig(min_confidence=self.node.settings.track_min_confidence)
+
+    def wanted(self, settings, camera: _CameraTrack | None = None) -> bool:
+        """Whether frames between answers get tracked results now."""
+        if settings is None or settings.mode == "once" or settings.tracking == "off":
+            return False
+        if settings.tracking == "on":
+            return True
+        # auto: while the model answers more slowly than the camera sends frames (unknown yet: yes)
+        answers, arrivals = (list(camera.answer_times), list(camera.arrivals)) if camera else ([], [])
+        if len(answers) < 2 or len(arrivals) < 3:
+            return True
+        model_period = (answers[-1] - answers[0]) / (len(answers) - 1)
+        camera_period = (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1)
+        return model_period > 1.5 * camera_period
+
+    # hand-over from the inference thread ---------------------------------------------------------------------------
+    def model_answered(self, stream: "CameraStream", frame: Frame, command: "ActiveCommand", results) -> None:
+        """A model answer to ``frame`` (already published as the model's): it re-anchors this camera's track."""
+        camera = self._camera(stream)
+        camera.answer_times.append(time.monotonic())
+        if not self.wanted(self.node.settings, camera):
+            camera.tracker.reset()
+            camera.answer = None
+            return
+        states = camera.tracker.anchor(frame_key(frame), [r.mask if r.found else None for r in results])
+        if not states:  # the frame was never remembered (tracking just turned on): start from the next answer
+            camera.answer = None
+            return
+        camera.answer = _Answer(command.serial, frame.stamp, [r.expression for r in results], [float(r.confidence) for r in results])
+        camera.publish_newest = camera.last_frame is not None and frame_key(camera.last_frame) != frame_key(frame)
+        self._wake.set()
+
+    # the thread ------------------------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=0.2)
+            self._wake.clear()
+            for stream in list(self.node.streams):
+                if self._stop.is_set():
+                    return
+                try:
+                    self._follow(stream)
+                except Exception as exc:  # a bad frame must not end tracking for good
+                    self.node.problems.add("errors", f"tracking: {exc}")
+                    self.node.get_logger().error(f"tracking failed on this frame: {exc}", throttle_duration_sec=5.0)
+
+    def _follow(self, stream: "CameraStream") -> None:
+        settings, command = self.node.settings, self.node.target.current
+        camera = self._camera(stream)
+        if command is None or (camera.answer is not None and camera.answer.serial != command.serial):
+            camera.tracker.reset()  # a new command or a stop: the old target's track is gone
+            camera.answer = None
+        frame = stream.latest
+        new_frame = frame is not None and frame_key(frame) != camera.last_seen
+        if new_frame:
+            camera.last_seen = frame_key(frame)
+            camera.arrivals.append(frame.received)
+        if command is None or not self.wanted(settings, camera):
+            return
+        flying = stream.in_flight  # the frame the model works on: keep a chain from it, so its answer comes forward
+        if flying is not None and frame_key(flying) != camera.remembered:
+            camera.remembered = frame_key(flying)
+            camera.tracker.remember(flying.rgb, camera.remembered)
+        if camera.tracker.config.min_confidence != settings.track_min_confidence:
+            camera.tracker.config = dataclasses.replace(camera.tracker.config, min_confidence=settings.track_min_confidence)
+        # A fresh answer is carried to the newest frame at once; otherwise at most track_rate_hz (a skipped frame is
+        # not compared with anything: the next one is compared with the last one moved to).
+        due = new_frame and (camera.publish_newest or settings.track_rate_hz <= 0
+                             or frame.received - camera.last_published >= 1.0 / settings.track_rate_hz)
+        if due:
+            states = camera.tracker.add_frame(frame.rgb, frame_key(frame))
+            camera.last_frame = frame
+        elif camera.publish_newest and camera.last_frame is not None:
+            states, frame = camera.tracker.results(), camera.last_frame
+        else:
+            return
+        # Only frames the model is not answering: it is busy with an older one (or has just answered it)
+        flying = stream.in_flight
+        busy = flying is not None and frame_key(flying) != frame_key(frame)
+        fresh_answer, camera.publish_newest = camera.publish_newest, False
+        answer = camera.answer
+        if answer is None or not states or not (busy or fresh_answer) or not self.node.target.is_current(command):
+            return
+        self._publish(stream, frame, command, answer, states)
+        camera.last_published = frame.received
+
+    def _publish(self, stream: "CameraStream", frame: Frame, command: "ActiveCommand", answer: _Answer,
+                 states: list[TrackedMask]) -> None:
+        settings = self.node.settings
+        results = []
+        for expression, confidence, state in zip(answer.expressions, answer.confidences, states):
+            geometry = mask_geometry(state.mask, settings.centroid_of_largest_component)
+            results.append(TrackedResult(expression, state.found and geometry.area > 0, confidence, state.mask,
+                                         geometry.bbox, geometry.centroid, geometry.area))
+        started = time.perf_counter()
+        depth, intrinsics, depth_reason = stream.depth_for(frame, settings)
+        array = build_array(frame, command.text, results, depth, intrinsics, depth_reason, {}, time.perf_counter() - started)
+        for segmentation, state in zip(array.segmentations, states):
+            segmentation.source = segmentation.SOURCE_TRACKED
+            segmentation.answer_age_s = float(frame.stamp - answer.stamp)
+            segmentation.track_confidence = float(state.confidence)
+            segmentation.track_status = "tracking" if segmentation.found else state.reason
+            self.dropped += not segmentation.found
+        stream.publisher.publish(array, frame, results, settings.publish_markers)
+        self.published += 1

@@ -1,0 +1,240 @@
+"""Tracking between model answers, in-process: a slow "model" that answers with the true mask of the frame it was
+given (an oracle), and a camera whose view slides sideways, so every frame has a known answer."""
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from mllmseg_ros.engine.tracking import TrackerConfig
+from ros_harness import connected, wait_for
+
+HEIGHT, WIDTH = 120, 160
+K = [150.0, 0.0, 79.5, 0.0, 150.0, 59.5, 0.0, 0.0, 1.0]
+CAMERA_HZ = 20.0
+SHIFT_PX = 1.5  # the view slides this far left per frame
+MIN_IN_VIEW = TrackerConfig().min_in_view
+
+
+def _texture() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    noise = cv2.GaussianBlur(rng.uniform(0, 255, (HEIGHT, WIDTH * 4)).astype(np.float32), (0, 0), 2.5)
+    return cv2.normalize(noise, None, 40, 200, cv2.NORM_MINMAX).astype(np.uint8)
+
+
+TEXTURE = _texture()
+TARGET = np.zeros(TEXTURE.shape, bool)
+TARGET[40:80, 105:145] = True  # a red box on the textured wall, 40 x 40, on the right: the view slides left
+
+
+def scene(index: int, shift_px: float = SHIFT_PX) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB frame, true mask) of frame ``index``: the world moved ``index * shift_px`` pixels to the left."""
+    matrix = np.float32([[1, 0, -index * shift_px], [0, 1, 0]])
+    grey = cv2.warpAffine(TEXTURE, matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR)
+    mask = cv2.warpAffine(TARGET.astype(np.uint8), matrix, (WIDTH, HEIGHT), flags=cv2.INTER_NEAREST).astype(bool)
+    rgb = np.dstack([grey] * 3)
+    rgb[mask] = (rgb[mask] * 0.4 + np.array([150, 0, 0])).astype(np.uint8)  # red, still textured
+    return rgb, mask
+
+
+def red_pixels(rgb: np.ndarray) -> np.ndarray:
+    return (rgb[..., 0].astype(int) - rgb[..., 1]) > 60
+
+
+def depth_of_frame(index: int) -> float:
+    return 1.0 + 0.01 * index  # each frame's own depth: a 3D answer shows which depth it came from
+
+
+def oracle(node, delay_s: float) -> list:
+    """The node's model becomes one that takes ``delay_s`` and answers with the red pixels of the frame it got."""
+    from mllmseg_ros.engine import SegmentationResult, mask_geometry
+
+    answered: list = []
+
+    def segment_batch(images, expression_lists):
+        time.sleep(delay_s)
+        out = []
+        for image, expressions in zip(images, expression_lists):
+            mask = red_pixels(image)
+            geometry = mask_geometry(mask)
+            found = geometry.area > 0
+            out.append([SegmentationResult(e, found, "SEG" if found else "REJ", 0.9, mask.astype(np.float32), mask,
+                                           geometry.bbox, geometry.centroid, geometry.area) for e in expressions])
+            answered.append(image)
+        return out
+
+    node.segmenter.segment_batch = segment_batch
+    return answered
+
+
+def messages(index: int):
+    from sensor_msgs.msg import CameraInfo, Image
+
+    stamp_ns = 1_000_000_000 + int(index * 1e9 / CAMERA_HZ)
+    rgb, _ = scene(index)
+    image = Image(height=HEIGHT, width=WIDTH, encoding="rgb8", step=WIDTH * 3, data=rgb.tobytes())
+    depth = Image(height=HEIGHT, width=WIDTH, encoding="16UC1", step=WIDTH * 2,
+                  data=np.full((HEIGHT, WIDTH), round(depth_of_frame(index) * 1000), np.uint16).tobytes())
+    info = CameraInfo(height=HEIGHT, width=WIDTH, k=K)
+    for msg in (image, depth, info):
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 10**9)
+        msg.header.frame_id = "camera_optical"
+    return image, depth, info
+
+
+def play(driver, frames: range, until=lambda: False) -> None:
+    """Publish frames at camera rate: depth and camera_info first, so each frame finds its own depth."""
+    started = time.monotonic()
+    for count, index in enumerate(frames):
+        image, depth, info = messages(index)
+        driver.depth.publish(depth)
+        driver.info.publish(info)
+        driver.image.publish(image)
+        if until():
+            return
+        time.sleep(max(0.0, started + (count + 1) / CAMERA_HZ - time.monotonic()))
+
+
+def frame_index(array) -> int:
+    stamp_ns = array.header.stamp.sec * 10**9 + array.header.stamp.nanosec
+    return round((stamp_ns - 1_000_000_000) * CAMERA_HZ / 1e9)
+
+
+def mask_of(segmentation) -> np.ndarray:
+    image = segmentation.mask
+    return np.frombuffer(bytes(image.data), np.uint8).reshape(image.height, image.width) > 0
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def started(ros, make_node, checkpoint, delay_s: float, command: str = "the red cup", **params):
+    node = make_node(checkpoint, threshold=0.0, **params)
+    answered = oracle(node, delay_s)
+    driver = ros.driver()
+    assert connected(node, driver)
+    driver.send_command(command)
+    assert wait_for(lambda: node.target.current is not None)
+    return node, driver, answered
+
+
+def by_source(driver):
+    from mllmseg_ros.msg import Segmentation
+
+    arrays = list(driver.arrays)
+    model = [a for a in arrays if a.segmentations and a.segmentations[0].source == Segmentation.SOURCE_MODEL]
+    tracked = [a for a in arrays if a.segmentations and a.segmentations[0].source == Segmentation.SOURCE_TRACKED]
+    return model, tracked
+
+
+def test_frames_between_slow_answers_get_tracked_results_that_follow_the_target(ros, make_node, seg_checkpoint):
+    node, driver, answered = started(ros, make_node, seg_checkpoint, delay_s=1.0, tracking="on")
+    play(driver, range(60))
+    assert wait_for(lambda: len(by_source(driver)[1]) >= 20)
+    model, tracked = by_source(driver)
+    assert len(model) >= 2 and len(tracked) > 3 * len(model), (len(model), len(tracked))
+    model_stamps = {frame_index(a) for a in model}
+    ious, baseline = [], []
+    for array in tracked:
+        index = frame_index(array)
+        [segmentation] = array.segmentations
+        assert segmentation.found and segmentation.track_status == "tracking"
+        assert 0.0 < segmentation.track_confidence <= 1.0
+        # age: from the answered frame (a model frame, at most a few seconds older) to this one
+        answered_index = index - round(segmentation.answer_age_s * CAMERA_HZ)
+        assert answered_index in model_stamps and 0 < segmentation.answer_age_s < 3.0, (index, segmentation.answer_age_s)
+        assert segmentation.centroid_3d_valid and segmentation.centroid_3d.z == pytest.approx(depth_of_frame(index), abs=1e-3)
+        truth = scene(index)[1]
+        ious.append(iou(mask_of(segmentation), truth))
+        baseline.append(iou(scene(answered_index)[1], truth))  # the last model answer, repeated
+    assert np.mean(ious) > 0.85 and min(ious) > 0.7, ious
+    assert np.mean(baseline) < np.mean(ious) - 0.2, (np.mean(baseline), np.mean(ious))
+    for array in model:
+        [segmentation] = array.segmentations
+        assert segmentation.track_confidence == 1.0 and segmentation.answer_age_s == 0.0 and segmentation.track_status == ""
+
+
+def test_an_answer_is_brought_to_the_newest_frame_at_once(ros, make_node, seg_checkpoint):
+    """Right after each model answer (to a frame taken a second earlier) comes a tracked result for the newest frame."""
+    node, driver, _ = started(ros, make_node, seg_checkpoint, delay_s=1.0, tracking="on", track_rate_hz=0.5)
+    play(driver, range(50))
+    assert wait_for(lambda: len(by_source(driver)[0]) >= 2)
+    arrays = list(driver.arrays)
+    after_answers = [arrays[i + 1] for i, a in enumerate(arrays[:-1]) if a.segmentations[0].source == 0]
+    assert after_answers
+    for array in after_answers:
+        [segmentation] = array.segmentations
+        assert segmentation.source == segmentation.SOURCE_TRACKED and segmentation.answer_age_s > 0.5
+        assert iou(mask_of(segmentation), scene(frame_index(array))[1]) > 0.8
+
+
+def test_tracking_off_publishes_model_answers_only(ros, make_node, seg_checkpoint):
+    node, driver, answered = started(ros, make_node, seg_checkpoint, delay_s=0.5, tracking="off")
+    play(driver, range(30))
+    assert wait_for(lambda: len(by_source(driver)[0]) >= 2)
+    assert by_source(driver)[1] == []
+
+
+def test_once_mode_never_tracks(ros, make_node, seg_checkpoint):
+    node, driver, answered = started(ros, make_node, seg_checkpoint, delay_s=0.3, tracking="on", mode="once")
+    play(driver, range(20))
+    assert wait_for(lambda: len(by_source(driver)[0]) == 1)
+    time.sleep(0.3)
+    model, tracked = by_source(driver)
+    assert len(model) == 1 and tracked == []
+
+
+def test_auto_tracks_a_model_slower_than_the_camera_only(ros, make_node, seg_checkpoint):
+    node, driver, answered = started(ros, make_node, seg_checkpoint, delay_s=0.0, tracking="auto")
+    play(driver, range(40))  # the oracle answers in a few ms: every frame gets a model answer, nothing to track
+    assert wait_for(lambda: len(by_source(driver)[0]) >= 20)
+    fast_tracked = len(by_source(driver)[1])
+    assert fast_tracked <= 3, fast_tracked  # at most before auto has seen the model's speed
+    oracle(node, 0.6)
+    play(driver, range(40, 90))
+    assert wait_for(lambda: len(by_source(driver)[1]) >= fast_tracked + 10)
+
+
+def test_target_leaving_the_view_is_dropped_with_the_reason(ros, make_node, seg_checkpoint):
+    node, driver, answered = started(ros, make_node, seg_checkpoint, delay_s=0.2, tracking="on")
+    play(driver, range(3))
+    assert wait_for(lambda: len(by_source(driver)[0]) >= 1)
+    oracle(node, 10.0)  # the model's next answer comes far too late: tracking alone sees the target go
+    play(driver, range(3, 3 + 120), until=lambda: any(not a.segmentations[0].found for a in by_source(driver)[1]))
+    assert wait_for(lambda: any(not a.segmentations[0].found for a in by_source(driver)[1]), timeout=5.0)
+    tracked = by_source(driver)[1]
+    dropped = next(a for a in tracked if not a.segmentations[0].found)
+    assert dropped.segmentations[0].track_status == "left the view"
+    assert not dropped.segmentations[0].centroid_3d_valid and dropped.segmentations[0].area == 0
+    left = next(i for i in range(200) if scene(i)[1].sum() < MIN_IN_VIEW * TARGET.sum())  # most of it is out
+    assert abs(frame_index(dropped) - left) <= 3, (frame_index(dropped), left)
+    for array in tracked:  # what was kept before it left was the target
+        [segmentation] = array.segmentations
+        if segmentation.found:
+            assert iou(mask_of(segmentation), scene(frame_index(array))[1]) > 0.7
+
+
+def test_a_new_command_or_a_stop_discards_the_track(ros, make_node, seg_checkpoint):
+    node, driver, answered = started(ros, make_node, seg_checkpoint, delay_s=0.4, tracking="on")
+    play(driver, range(20))
+    assert wait_for(lambda: len(by_source(driver)[1]) >= 3)
+    driver.send_command("stop")
+    assert wait_for(lambda: node.target.current is None)
+    time.sleep(0.2)
+    count = len(driver.arrays)
+    play(driver, range(20, 30))
+    time.sleep(0.3)
+    assert len(driver.arrays) == count  # no target: nothing tracked, nothing answered
+    oracle(node, 1.5)
+    driver.send_command("the blue bowl")
+    assert wait_for(lambda: node.target.current is not None)
+    count = len(driver.arrays)
+    play(driver, range(30, 70), until=lambda: len(driver.arrays) > count + 3)
+    assert wait_for(lambda: len(driver.arrays) > count + 3)
+    new = list(driver.arrays)[count:]
+    first_model = next(i for i, a in enumerate(new) if a.segmentations[0].source == 0)
+    assert all(a.command == "the blue bowl" for a in new)
+    assert first_model == 0  # before the new command's first answer, no result rests on the old one
