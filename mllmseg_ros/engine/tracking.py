@@ -43,7 +43,12 @@ class TrackerConfig:
     min_area_px: int = 16  # masks smaller than this (full-resolution pixels) are not tracked
     refine_to_source: bool = True  # re-measure each chain against its source frame (no drift; one more flow)
     max_refine_px: float = 1.0  # larger corrections from the direct flow are taken as failed matches
-    max_points: int = 4000  # target pixels sampled for the consistency and the motion fit
+    max_points: int = 4000
+    own_motion_px: float = 0.75  # an object whose matched shift differs from the flow's by more moves on its own
+    own_motion_cost_ratio: float = 0.7  # ... when its pixels match at least this much better there
+    max_object_step_px: int = 8  # search radius for an object's own shift per frame (flow pixels)
+    max_carried_shift_px: int = 48  # ... and for an answer carried over many frames
+    appearance_tolerance: float = 20.0  # grey levels: a target pixel farther from its look on the model's frame differs  # target pixels sampled for the consistency and the motion fit
 
 
 @dataclass
@@ -70,9 +75,13 @@ class _Chain:
 @dataclass
 class _Track:
     anchor_mask: np.ndarray  # float32 H x W, the model's mask on its own frame
+    chain: _Chain  # this target's own map back to the model's frame (a moving object moves its part of it)
     state: TrackedMask
     expected_area: float  # area the target should have now, from its motion (scale) and what left the view
     prev_small: np.ndarray = field(default=None)  # bool h x w, the mask on the previous flow frame
+    own_shift: np.ndarray | None = None  # (dx, dy) flow pixels of the last step when the object moved on its own
+    source_small: np.ndarray = field(default=None)  # bool h x w, the model's mask on its own frame
+    looks_alike: float = 1.0  # fraction of the target's pixels that still look as on the model's frame
 
 
 def _identity(height: int, width: int) -> np.ndarray:
@@ -94,7 +103,6 @@ class MaskTracker:
         self._grid: np.ndarray | None = None
         self._pending: dict[object, _Chain] = {}  # frames the model is answering
         self._tracks: list[_Track] = []
-        self._track_chain: _Chain | None = None  # all tracks come from one answer: one chain back to its frame
 
     # --- state -------------------------------------------------------------------------------------------------------
     @property
@@ -110,7 +118,7 @@ class MaskTracker:
     def reset(self) -> None:
         """Forget every track and every frame waiting for an answer (a new command)."""
         with self._lock:
-            self._tracks, self._pending, self._track_chain = [], {}, None
+            self._tracks, self._pending = [], {}
 
     def results(self) -> list[TrackedMask]:
         with self._lock:
@@ -154,9 +162,9 @@ class MaskTracker:
                     chain.map_xy, chain.steps = self._grid.copy(), 0
                 else:
                     self._advance(chain, grey, step_map)
-            if live:
-                self._advance(self._track_chain, grey, step_map)
+            self._grey = grey
             for track in live:
+                self._advance(track.chain, grey, step_map)
                 self._update(track, forward, backward)
             self._grey, self._frame_id = grey, frame_id
             return [track.state for track in self._tracks]
@@ -165,7 +173,7 @@ class MaskTracker:
         """First frame (or a new size): nothing to carry over."""
         self._grey, self._full_shape, self._frame_id = grey, full_shape, frame_id
         self._grid = _identity(*grey.shape)
-        self._tracks, self._track_chain = [], None
+        self._tracks = []
         self._pending = {key: chain for key, chain in self._pending.items() if key == frame_id}
         for chain in self._pending.values():
             chain.map_xy = self._grid.copy()
@@ -194,24 +202,27 @@ class MaskTracker:
         with self._lock:
             chain = self._pending.pop(frame_id, None)
             if chain is None or self._grey is None:
-                self._tracks, self._track_chain = [], None
+                self._tracks = []
                 return []
             if chain.map_xy is None:  # answered before any newer frame arrived
                 chain.map_xy = self._grid.copy() if frame_id == self._frame_id else self._grid + self._flow.calc(
                     self._grey, chain.source_grey, None)
-            self._track_chain = chain
-            self._tracks = [self._new_track(mask) for mask in masks]
+            self._tracks = [self._new_track(mask, chain) for mask in masks]
             return [track.state for track in self._tracks]
 
-    def _new_track(self, mask: np.ndarray | None) -> _Track:
-        steps = self._track_chain.steps
+    def _new_track(self, mask: np.ndarray | None, chain: _Chain) -> _Track:
+        steps = chain.steps
+        own = _Chain(chain.source_grey, chain.map_xy.copy(), steps)
         empty = np.zeros(self._full_shape, bool)
         if mask is None or not mask.any():
-            return _Track(np.zeros(self._full_shape, np.float32), TrackedMask(empty, False, 0.0, NOT_FOUND, steps), 0.0)
+            return _Track(np.zeros(self._full_shape, np.float32), own, TrackedMask(empty, False, 0.0, NOT_FOUND, steps), 0.0)
         if int(mask.sum()) < self.config.min_area_px:
-            return _Track(np.zeros(self._full_shape, np.float32), TrackedMask(empty, False, 0.0, TOO_SMALL, steps), 0.0)
-        track = _Track(mask.astype(np.float32), TrackedMask(mask.copy(), True, 1.0, steps=steps), float(mask.sum()))
+            return _Track(np.zeros(self._full_shape, np.float32), own, TrackedMask(empty, False, 0.0, TOO_SMALL, steps), 0.0)
+        track = _Track(mask.astype(np.float32), own, TrackedMask(mask.copy(), True, 1.0, steps=steps), float(mask.sum()))
+        track.source_small = self._to_small(mask)
         if steps:  # brought over the frames since the model's: the area it has now is the reference from here on
+            radius = min(self.config.max_carried_shift_px, self.config.max_object_step_px * steps)
+            self._correct_for_own_motion(track, self._to_small(self._warp(track)), int(radius))
             track.state.mask = self._warp(track)
             track.expected_area = float(track.state.mask.sum())
             if not track.state.mask.any():
@@ -220,12 +231,40 @@ class MaskTracker:
         track.prev_small = self._to_small(track.state.mask)
         return track
 
+    # --- objects that move on their own ----------------------------------------------------------------------------------
+    def _correct_for_own_motion(self, track: _Track, current_small: np.ndarray, radius: int) -> None:
+        """Dense flow is smooth: on a small, plain object it follows the textured background around it, so an object
+        sliding over the table would be left behind. The object's pixels on the model's frame (under the model's mask)
+        are looked for near where the chain puts them now; where they match clearly better a little further on, the
+        object's part of the chain is moved by that much (its shape, scale and rotation stay the flow's)."""
+        track.own_shift, track.looks_alike = None, 1.0
+        source, now = track.source_small, current_small
+        if source.sum() < 6 or now.sum() < 6:
+            return
+        ys, xs = np.nonzero(source)
+        ny, nx = np.nonzero(now)
+        guess = np.array([nx.mean() - xs.mean(), ny.mean() - ys.mean()])
+        found = _match_shift(track.chain.source_grey, source, self._grey, guess, radius, self.config.appearance_tolerance)
+        if found is None:
+            return
+        shift, cost, guess_cost, track.looks_alike = found
+        delta = shift - guess
+        if np.abs(delta).max() <= self.config.own_motion_px or cost > self.config.own_motion_cost_ratio * guess_cost:
+            return
+        moved = cv2.warpAffine(now.astype(np.uint8), np.float32([[1, 0, delta[0]], [0, 1, delta[1]]]), now.shape[::-1],
+                               flags=cv2.INTER_NEAREST)
+        region = cv2.dilate(moved | now.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        shifted = cv2.remap(track.chain.map_xy, self._grid - delta.astype(np.float32), None, cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)  # new pixel x maps where x - delta mapped
+        track.chain.map_xy[region] = shifted[region]
+        track.own_shift = delta.astype(np.float32)
+
     # --- one step of one track ------------------------------------------------------------------------------------------
     def _warp(self, track: _Track) -> np.ndarray:
         height, width = self._full_shape
         small_h, small_w = self._grey.shape
         # the map is in flow pixels: scale to full-resolution pixels, then sample the full-resolution anchor mask
-        full_map = cv2.resize(self._track_chain.map_xy, (width, height), interpolation=cv2.INTER_LINEAR)
+        full_map = cv2.resize(track.chain.map_xy, (width, height), interpolation=cv2.INTER_LINEAR)
         full_map[..., 0] = (full_map[..., 0] + 0.5) * (width / small_w) - 0.5
         full_map[..., 1] = (full_map[..., 1] + 0.5) * (height / small_h) - 0.5
         warped = cv2.remap(track.anchor_mask, full_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -242,14 +281,17 @@ class MaskTracker:
         if len(xs) > config.max_points:  # an even subsample: the statistics, not every pixel, are needed
             keep = np.linspace(0, len(xs) - 1, config.max_points).astype(int)
             ys, xs = ys[keep], xs[keep]
-        state.steps = self._track_chain.steps
+        state.steps = track.chain.steps
         if len(xs) == 0:
             self._drop(track, LEFT_VIEW if state.in_view < 1.0 else OCCLUDED)
             return
         moved = forward[ys, xs]
         dest_x, dest_y = xs + moved[:, 0], ys + moved[:, 1]
-        inside = (dest_x >= -0.5) & (dest_x <= small_w - 0.5) & (dest_y >= -0.5) & (dest_y <= small_h - 0.5)
-        state.in_view *= float(_coverage(dest_x, small_w).dot(_coverage(dest_y, small_h)) / len(xs))
+        predicted = self._to_small(self._warp(track))
+        self._correct_for_own_motion(track, predicted, self.config.max_object_step_px)
+        own = track.own_shift if track.own_shift is not None else np.zeros(2, np.float32)
+        inside = (dest_x + own[0] >= -0.5) & (dest_x + own[0] <= small_w - 0.5) & (dest_y + own[1] >= -0.5) & (dest_y + own[1] <= small_h - 0.5)
+        state.in_view *= float(_coverage(dest_x + own[0], small_w).dot(_coverage(dest_y + own[1], small_h)) / len(xs))
         back = backward[np.clip(np.round(dest_y), 0, small_h - 1).astype(int), np.clip(np.round(dest_x), 0, small_w - 1).astype(int)]
         consistent = inside & (np.hypot(moved[:, 0] + back[:, 0], moved[:, 1] + back[:, 1]) <= config.max_fb_error_px)
         visible = float(consistent.sum() / max(1, inside.sum()))
@@ -259,7 +301,7 @@ class MaskTracker:
         area = float(state.mask.sum())
         if state.in_view < config.min_in_view or (area == 0 and not inside.all()):
             self._drop(track, LEFT_VIEW)
-        elif visible < config.min_visible or area < config.min_area_ratio * track.expected_area * state.in_view:
+        elif visible < config.min_visible or track.looks_alike < config.min_visible or area < config.min_area_ratio * track.expected_area * state.in_view:
             self._drop(track, OCCLUDED)
         elif state.confidence < config.min_confidence:
             self._drop(track, LOW_CONFIDENCE)
@@ -287,3 +329,35 @@ def _coverage(position: np.ndarray, size: int) -> np.ndarray:
     """How much of a one-pixel square centred at ``position`` lies inside [-0.5, size - 0.5] along one axis: counting
     whole pixels would say a mask leaves by 2 columns a step when it moves 1.5."""
     return np.clip(np.minimum(position + 0.5, size - 0.5) - np.maximum(position - 0.5, -0.5), 0.0, 1.0)
+
+
+def _match_shift(image: np.ndarray, mask: np.ndarray, target: np.ndarray, guess: np.ndarray, radius: int, tolerance: float):
+    """Where the pixels of ``image`` under ``mask`` are in ``target``, searched within ``radius`` of ``guess`` (dx, dy).
+
+    Returns (shift (2,), mean squared difference there, the same at ``guess``, the fraction of the pixels within
+    ``tolerance`` grey levels there) or None when the search window does not fit. Masked template matching (OpenCV):
+    the object's own pixels, not its surroundings, decide."""
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    height, width = target.shape
+    gx, gy = int(round(x + guess[0])), int(round(y + guess[1]))
+    x0, y0 = max(0, gx - radius), max(0, gy - radius)
+    x1, y1 = min(width, gx + w + radius), min(height, gy + h + radius)
+    if x1 - x0 < w + 2 or y1 - y0 < h + 2 or w < 3 or h < 3:
+        return None
+    template = image[y:y + h, x:x + w].astype(np.float32)
+    weights = mask[y:y + h, x:x + w].astype(np.float32)
+    costs = cv2.matchTemplate(target[y0:y1, x0:x1].astype(np.float32), template, cv2.TM_SQDIFF, mask=weights)
+    costs /= max(1.0, float(weights.sum()))
+    best, _, (bx, by), _ = cv2.minMaxLoc(costs)
+    sub = np.zeros(2)
+    for axis, (a, b, c) in enumerate(((costs[by, bx - 1], best, costs[by, bx + 1]) if 0 < bx < costs.shape[1] - 1 else (0, 0, 0),
+                                      (costs[by - 1, bx], best, costs[by + 1, bx]) if 0 < by < costs.shape[0] - 1 else (0, 0, 0))):
+        curvature = a - 2 * b + c
+        if curvature > 1e-6:  # a parabola through the three costs around the best: sub-pixel shift
+            sub[axis] = float(np.clip(0.5 * (a - c) / curvature, -0.5, 0.5))
+    gx_local, gy_local = int(np.clip(gx - x0, 0, costs.shape[1] - 1)), int(np.clip(gy - y0, 0, costs.shape[0] - 1))
+    shift = np.array([x0 + bx + sub[0] - x, y0 + by + sub[1] - y])
+    there = target[y0 + by:y0 + by + h, x0 + bx:x0 + bx + w].astype(np.float32)
+    alike = float(((np.abs(there - template) <= tolerance) & (weights > 0)).sum() / max(1.0, float(weights.sum())))
+    return shift, float(best), float(costs[gy_local, gx_local]), alike
+

@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""Tracking between model answers: moving-camera sequences replayed through the node with a slow model.
+
+The "model" is an oracle: after ``delay`` seconds it answers with the ground-truth mask of the frame it was given, so
+every model answer is perfect and what is measured is what happens between answers. For every camera frame where the
+target is visible, the newest result the node has published for that frame (tracking on) is compared with the frame's
+ground truth, and so is the baseline "repeat the last model answer" (the last model answer published before the frame
+arrived). IoU; 3D centroid error against the centroid a perfect mask gives on that frame's depth; a dropped track
+scores IoU 0 and no 3D error. Exit sequences also give the frames from the target leaving the view (less than
+``min_in_view`` of it inside the image) to the drop.
+
+Also: the tracker's own cost per 640 x 480 frame (engine MaskTracker, OpenCV on 2 threads) and how much a tracker
+running at camera rate beside it slows inference of the shipped demo model (models/mllmseg_demo, torch on 2 threads).
+
+    .venv/bin/python benchmarks/bench_tracking.py --delays 0.5,2,6 --kinds pan,sideways,forward,occlusion,exit --seconds 12
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "ros"))
+
+import cv2  # noqa: E402
+
+from mllmseg_ros.data.scene_motion import make_motion_sequence  # noqa: E402
+from mllmseg_ros.engine.depth import PinholeIntrinsics, centroid_3d, depth_to_metres  # noqa: E402
+from mllmseg_ros.engine.postprocess import mask_geometry, mask_iou  # noqa: E402
+from mllmseg_ros.engine.tracking import MaskTracker, TrackerConfig  # noqa: E402
+
+
+# --- sequences, pre-rendered (rendering takes longer than a camera frame) ---------------------------------------------
+def rendered(seed: int, kind: str, seconds: float, fps: float, width: int, height: int) -> dict:
+    sequence = make_motion_sequence(seed, kind, seconds=seconds, fps=fps, width=width, height=height)
+    intrinsics = PinholeIntrinsics.from_k(sequence.k, width, height)
+    frames = []
+    for frame in sequence.frames():
+        mask = frame.masks[sequence.target]
+        geometry = mask_geometry(mask)
+        truth_3d = centroid_3d(mask, geometry.centroid, depth_to_metres(frame.depth_mm), intrinsics).point
+        frames.append({"image": frame.image, "depth_mm": frame.depth_mm, "mask": mask, "in_view": frame.in_view[sequence.target],
+                       "truth_3d": truth_3d})
+    return {"name": f"{kind}-{seed}", "kind": kind, "k": sequence.k, "fps": fps, "expression": sequence.expression, "frames": frames}
+
+
+def fingerprint(image: np.ndarray) -> bytes:
+    """Identifies a frame from its pixels (each frame has its own sensor noise): how the oracle finds its answer."""
+    return image[::29, ::31].tobytes()
+
+
+# --- the node, in this process --------------------------------------------------------------------------------------
+def replay(sequence: dict, delay_s: float, checkpoint: Path, tracking: str) -> dict:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from mllmseg_ros.engine import SegmentationResult
+    from mllmseg_ros.ros.node import MLLMSegNode
+    from ros_harness import Driver, connected, wait_for
+
+    truth_by_print = {fingerprint(f["image"]): f["mask"] for f in sequence["frames"]}
+    rclpy.init()
+    executor = SingleThreadedExecutor()
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    node = MLLMSegNode(parameter_overrides=[Parameter("model_path", value=str(checkpoint)), Parameter("no_image_warn_s", value=0.0),
+                                            Parameter("tracking", value=tracking), Parameter("max_frame_age_s", value=1.0)])
+    executor.add_node(node)
+    driver = Driver()
+    executor.add_node(driver.node)
+    spinner.start()
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        answered_prints: list[bytes] = []
+
+        def oracle(images, expression_lists):
+            time.sleep(delay_s)
+            out = []
+            for image, expressions in zip(images, expression_lists):
+                mask = truth_by_print.get(fingerprint(image), np.zeros(image.shape[:2], bool))
+                geometry = mask_geometry(mask)
+                out.append([SegmentationResult(e, geometry.area > 0, "SEG", 1.0, mask.astype(np.float32), mask, geometry.bbox,
+                                               geometry.centroid, geometry.area) for e in expressions])
+                answered_prints.append(fingerprint(image))
+            return out
+
+        node.segmenter.segment_batch = oracle
+        assert connected(node, driver), "driver and node did not connect"
+        driver.send_command(sequence["expression"])
+        assert wait_for(lambda: node.target.current is not None)
+        height, width = sequence["frames"][0]["mask"].shape
+        arrival: list[float] = []
+        started = time.monotonic()
+        for index, frame in enumerate(sequence["frames"]):
+            stamp_ns = 1_000_000_000 + int(index * 1e9 / sequence["fps"])
+            image = Image(height=height, width=width, encoding="rgb8", step=width * 3, data=frame["image"].tobytes())
+            depth = Image(height=height, width=width, encoding="16UC1", step=width * 2, data=frame["depth_mm"].tobytes())
+            info = CameraInfo(height=height, width=width, k=sequence["k"])
+            for msg in (image, depth, info):
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 10**9)
+                msg.header.frame_id = "camera_optical"
+            driver.depth.publish(depth)
+            driver.info.publish(info)
+            driver.image.publish(image)
+            arrival.append(time.monotonic())
+            time.sleep(max(0.0, started + (index + 1) / sequence["fps"] - time.monotonic()))
+        time.sleep(0.5)
+        return {"arrays": list(driver.arrays), "arrival": arrival, "tracker_published": node.tracking.published}
+    finally:
+        node.shutdown_worker()
+        executor.remove_node(node)
+        executor.remove_node(driver.node)
+        executor.shutdown(timeout_sec=5)
+        node.destroy_node()
+        driver.node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def frame_of(array, fps: float) -> int:
+    stamp_ns = array.header.stamp.sec * 10**9 + array.header.stamp.nanosec
+    return round((stamp_ns - 1_000_000_000) * fps / 1e9)
+
+
+def mask_of(segmentation) -> np.ndarray:
+    image = segmentation.mask
+    return np.frombuffer(bytes(image.data), np.uint8).reshape(image.height, image.width) > 0
+
+
+def score(sequence: dict, run: dict, min_in_view: float) -> dict:
+    """Per-frame IoU and 3D error of the tracked results and of repeating the last model answer."""
+    fps, frames = sequence["fps"], sequence["frames"]
+    tracked: dict[int, object] = {}
+    model_answers: list[tuple[int, int, object]] = []  # (order received, frame, segmentation)
+    for order, array in enumerate(run["arrays"]):
+        [segmentation] = array.segmentations
+        index = frame_of(array, fps)
+        if segmentation.source == segmentation.SOURCE_MODEL:
+            model_answers.append((order, index, segmentation))
+            tracked.setdefault(index, segmentation)  # the model's own answer is the newest result for its frame
+        else:
+            tracked[index] = segmentation
+    rows = []
+    answered_frames = [index for _, index, _ in model_answers]
+    for index, frame in enumerate(frames):
+        if not frame["mask"].any():
+            continue
+        # baseline: the last model answer for a frame before this one (what the node publishes without tracking)
+        earlier = [(i, s) for _, i, s in model_answers if i < index]
+        row = {"frame": index, "in_view": frame["in_view"]}
+        if earlier and index not in answered_frames:
+            i, s = max(earlier, key=lambda item: item[0])
+            row["baseline_iou"] = mask_iou(mask_of(s), frame["mask"])
+            row["baseline_3d"] = _error(s, frame["truth_3d"])
+        s = tracked.get(index)
+        if s is not None and s.source == s.SOURCE_TRACKED and earlier:
+            row["tracked_iou"] = mask_iou(mask_of(s), frame["mask"]) if s.found else 0.0
+            row["tracked_3d"] = _error(s, frame["truth_3d"]) if s.found else None
+            row["status"] = s.track_status
+        rows.append(row)
+    both = [r for r in rows if "tracked_iou" in r and "baseline_iou" in r]
+    summary = {
+        "sequence": sequence["name"], "frames_compared": len(both),
+        "tracked_iou": _mean(r["tracked_iou"] for r in both), "baseline_iou": _mean(r["baseline_iou"] for r in both),
+        "tracked_3d_mm": _mean(1e3 * r["tracked_3d"] for r in both if r.get("tracked_3d") is not None and r.get("baseline_3d") is not None),
+        "baseline_3d_mm": _mean(1e3 * r["baseline_3d"] for r in both if r.get("tracked_3d") is not None and r.get("baseline_3d") is not None),
+        "dropped_while_visible": sum(1 for r in both if r["tracked_iou"] == 0.0 and r["status"] != "tracking"),
+        "model_answers": len(model_answers),
+    }
+    left = next((i for i, f in enumerate(frames) if f["in_view"] < min_in_view and i > 0), None)
+    if left is not None:
+        drops = sorted(i for i, s in tracked.items() if s.source == s.SOURCE_TRACKED and not s.found and s.track_status == "left the view")
+        later_found = sorted(i for i, s in tracked.items() if s.found and i > left + 3 and frames[i]["in_view"] < min_in_view * 0.5)
+        summary["left_view_frame"] = left
+        summary["frames_to_drop"] = (drops[0] - left) if drops else None
+        summary["found_after_leaving"] = len(later_found)  # tracked "found" on frames where the target is mostly gone
+    return summary
+
+
+def _error(segmentation, truth) -> float | None:
+    if truth is None or not segmentation.centroid_3d_valid:
+        return None
+    p = segmentation.centroid_3d
+    return float(np.linalg.norm(np.subtract((p.x, p.y, p.z), truth)))
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+# --- cost -------------------------------------------------------------------------------------------------------------
+def tracker_cost(sequence: dict, threads: int) -> dict:
+    """Milliseconds per frame of MaskTracker.add_frame with one target, OpenCV on ``threads`` threads."""
+    cv2.setNumThreads(threads)
+    tracker = MaskTracker(TrackerConfig())
+    frames = sequence["frames"]
+    tracker.add_frame(frames[0]["image"], 0)
+    tracker.remember(frames[0]["image"], 0)
+    tracker.anchor(0, [frames[0]["mask"]])
+    times = []
+    for index, frame in enumerate(frames[1:], start=1):
+        if index % 30 == 0:  # a model answer now and then, as in the node, keeps a live track to pay for
+            tracker.remember(frame["image"], index)
+        started = time.perf_counter()
+        tracker.add_frame(frame["image"], index)
+        times.append((time.perf_counter() - started) * 1e3)
+        if index % 30 == 1:
+            tracker.anchor(index - 1, [frames[index - 1]["mask"]])
+    return {"threads": threads, "median_ms": float(np.median(times)), "p95_ms": float(np.percentile(times, 95)), "frames": len(times)}
+
+
+def inference_slowdown(sequence: dict, runs: int, fps: float) -> dict:
+    """Mean demo-model inference time alone and with a tracker at camera rate in another thread."""
+    import torch
+
+    from mllmseg_ros.engine import Segmenter
+
+    torch.set_num_threads(2)
+    cv2.setNumThreads(2)
+    segmenter = Segmenter.from_pretrained(str(ROOT / "models" / "mllmseg_demo"), device="cpu", dtype=torch.float32)
+    frames = sequence["frames"]
+
+    def infer_times() -> list[float]:
+        out = []
+        for index in range(runs):
+            started = time.perf_counter()
+            segmenter.segment(frames[index % len(frames)]["image"], [sequence["expression"]])
+            out.append((time.perf_counter() - started) * 1e3)
+        return out
+
+    infer_times()  # warm-up
+    alone = infer_times()
+    stop = threading.Event()
+
+    def track() -> None:
+        tracker = MaskTracker()
+        tracker.add_frame(frames[0]["image"], 0)
+        tracker.remember(frames[0]["image"], 0)
+        tracker.anchor(0, [frames[0]["mask"]])
+        index = 0
+        while not stop.is_set():
+            index += 1
+            started = time.perf_counter()
+            tracker.add_frame(frames[index % len(frames)]["image"], index)
+            if not tracker.tracking:
+                tracker.remember(frames[index % len(frames)]["image"], index)
+                tracker.anchor(index, [frames[index % len(frames)]["mask"]])
+            stop.wait(max(0.0, 1.0 / fps - (time.perf_counter() - started)))
+
+    thread = threading.Thread(target=track, daemon=True)
+    thread.start()
+    beside = infer_times()
+    stop.set()
+    thread.join()
+    return {"alone_ms": float(np.mean(alone)), "with_tracker_ms": float(np.mean(beside)),
+            "slowdown": float(np.mean(beside) / np.mean(alone) - 1), "runs": runs, "tracker_fps": fps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--delays", default="0.5,2,6")
+    parser.add_argument("--kinds", default="pan,sideways,forward,occlusion,exit")
+    parser.add_argument("--seeds", default="1")
+    parser.add_argument("--seconds", type=float, default=12.0)
+    parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--size", default="640x480")
+    parser.add_argument("--slowdown-runs", type=int, default=20)
+    parser.add_argument("--skip-node", action="store_true", help="only the cost and slowdown measurements")
+    parser.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    width, height = (int(v) for v in args.size.split("x"))
+    from ros_harness import tiny_checkpoint
+
+    report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "runs": []}
+    sequences = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for kind in args.kinds.split(","):
+            started = time.perf_counter()
+            sequences.append(rendered(seed, kind, args.seconds, args.fps, width, height))
+            print(f"rendered {kind}-{seed} ({len(sequences[-1]['frames'])} frames) in {time.perf_counter() - started:.0f} s", flush=True)
+    min_in_view = TrackerConfig().min_in_view
+    if not args.skip_node:
+        with tempfile.TemporaryDirectory() as folder:
+            checkpoint = tiny_checkpoint(Path(folder), decision="SEG")
+            for delay in (float(d) for d in args.delays.split(",")):
+                for sequence in sequences:
+                    run = replay(sequence, delay, checkpoint, tracking="on")
+                    summary = {"delay_s": delay, **score(sequence, run, min_in_view)}
+                    report["runs"].append(summary)
+                    print(json.dumps(summary), flush=True)
+    report["cost"] = [tracker_cost(sequences[0], threads) for threads in (2, 1)]
+    print(json.dumps(report["cost"]), flush=True)
+    report["slowdown"] = inference_slowdown(sequences[0], args.slowdown_runs, args.fps)
+    print(json.dumps(report["slowdown"]), flush=True)
+    for delay in sorted({r["delay_s"] for r in report["runs"]}):
+        runs = [r for r in report["runs"] if r["delay_s"] == delay]
+        print(f"delay {delay:g} s: tracked IoU {_mean(r['tracked_iou'] for r in runs):.3f} vs repeat-last {_mean(r['baseline_iou'] for r in runs):.3f}; "
+              f"3D error {_mean(r['tracked_3d_mm'] for r in runs):.0f} mm vs {_mean(r['baseline_3d_mm'] for r in runs):.0f} mm")
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
