@@ -19,14 +19,15 @@ from rclpy.parameter import Parameter
 from rcl_interfaces.msg import SetParametersResult
 from std_msgs.msg import Header, String
 
-from ..engine.commands import DEFAULT_COMMAND_PREFIXES, DEFAULT_STOP_PHRASES, parse_command
+from ..engine.commands import parse_command
 from .buffers import Frame
 from .camera_stream import CameraStream
-from .conversions import image_to_rgb, stamp_seconds
 from .diagnostics import RecentProblems, segmentation_status
+from .engine_setup import apply_options, dtype_name, load_segmenter, release_gpu_memory
 from .params import SPECS, NodeSettings, declare_parameters, owned, validate
 from .publishing import build_array
 from .qos import RELIABLE_10
+from .segment_service import SegmentService
 from .target import ActiveCommand, Target
 from .tracking import TrackingWorker
 
@@ -39,16 +40,15 @@ class MLLMSegNode(LifecycleNode):
         self.settings: NodeSettings | None = None
         self.segmenter = None
         self.streams: list[CameraStream] = []
-        self._engine_lock = threading.Lock()  # the segmenter serves one caller at a time (worker or service)
+        self.engine_lock = threading.Lock()  # the segmenter serves one caller at a time (worker or service)
         self.target = Target()
         self.tracking = TrackingWorker(self)  # results for the frames between model answers (ros/tracking.py)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._active = False
+        self.is_active = False
         self._last_result_time = 0.0
         self._last_latency_ms = 0.0
-        self._service_finished = 0.0  # time.monotonic() at the end of the last ~/segment call
         self._errors = 0
         self._superseded = 0  # answers not published because the command changed while the model ran
         self.problems = RecentProblems(window_s=self.get_parameter("diagnostics_window_s").value)
@@ -56,7 +56,7 @@ class MLLMSegNode(LifecycleNode):
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._command_sub = None
-        self._service = None
+        self._service: SegmentService | None = None
         self._timers: list = []
         self._diagnostics_pub = None
 
@@ -81,12 +81,7 @@ class MLLMSegNode(LifecycleNode):
         changes = {k: tuple(v for v in value if v != "") if isinstance(value, list) else value for k, value in changes.items()}
         self.settings = dataclasses.replace(self.settings, **changes)
         if self.segmenter is not None:
-            options = self.segmenter.options
-            options.threshold = self.settings.threshold
-            options.centroid_of_largest_component = self.settings.centroid_of_largest_component
-            options.command_prefixes = self.settings.command_prefixes or DEFAULT_COMMAND_PREFIXES
-            options.stop_phrases = self.settings.stop_phrases or DEFAULT_STOP_PHRASES
-            options.max_command_chars = self.settings.max_command_chars
+            apply_options(self.segmenter.options, self.settings)
 
     # lifecycle -----------------------------------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -96,7 +91,7 @@ class MLLMSegNode(LifecycleNode):
             self.settings = None
             return TransitionCallbackReturn.FAILURE
         try:
-            self.segmenter = self._load_segmenter(settings)
+            self.segmenter = load_segmenter(settings)
         except Exception as exc:  # a missing/corrupt model must fail the transition, not kill the process
             self.get_logger().error(f"cannot load the model from {settings.model_path}: {exc}")
             self.settings = None
@@ -104,8 +99,8 @@ class MLLMSegNode(LifecycleNode):
         self.problems = RecentProblems(settings.diagnostics_window_s)
         self.streams = [CameraStream(self, namespace, self._on_frame_rejected) for namespace in (settings.cameras or ("",))]
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_10)
-        self._service = self._create_segment_service()
-        self.get_logger().info(f"model loaded from {settings.model_path} ({settings.device}, {self._dtype_name(settings)})")
+        self._service = SegmentService(self, self._service_group)
+        self.get_logger().info(f"model loaded from {settings.model_path} ({settings.device}, {dtype_name(settings)})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -123,12 +118,12 @@ class MLLMSegNode(LifecycleNode):
         self._timers = [self.create_timer(1.0, self._watch_inputs, callback_group=self._timer_group)]
         if self.settings.diagnostics_period_s > 0:
             self._timers.append(self.create_timer(self.settings.diagnostics_period_s, self._publish_diagnostics, callback_group=self._timer_group))
-        self._active = True
+        self.is_active = True
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         """Stops listening; the command stays for the next activate (a pause, not a reset)."""
-        self._active = False
+        self.is_active = False
         self._stop_worker()
         for timer in self._timers:
             self.destroy_timer(timer)
@@ -145,7 +140,7 @@ class MLLMSegNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self._active = False
+        self.is_active = False
         self._stop_worker()
         self._release()
         return TransitionCallbackReturn.SUCCESS
@@ -158,45 +153,15 @@ class MLLMSegNode(LifecycleNode):
             stream.publisher.destroy()
         self.streams = []
         if self._service is not None:
-            self.destroy_service(self._service)
+            self._service.destroy()
             self._service = None
         if self._diagnostics_pub is not None:
             self.destroy_publisher(self._diagnostics_pub)
             self._diagnostics_pub = None
-        with self._engine_lock:
+        with self.engine_lock:
             self.segmenter = None
         self.settings = None
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
-
-    @staticmethod
-    def _dtype_name(settings: NodeSettings) -> str:
-        if settings.dtype != "auto":
-            return settings.dtype
-        return "bfloat16" if settings.device.startswith("cuda") else "float32"
-
-    def _load_segmenter(self, settings: NodeSettings):
-        import torch
-
-        from ..engine import Segmenter, SegmenterOptions
-
-        options = SegmenterOptions(
-            threshold=settings.threshold,
-            centroid_of_largest_component=settings.centroid_of_largest_component,
-            command_prefixes=settings.command_prefixes or DEFAULT_COMMAND_PREFIXES,
-            stop_phrases=settings.stop_phrases or DEFAULT_STOP_PHRASES,
-            max_command_chars=settings.max_command_chars,
-        )
-        return Segmenter.from_pretrained(
-            settings.model_path, device=settings.device, dtype=getattr(torch, self._dtype_name(settings)),
-            threads=settings.threads or None, quantization=None if settings.quantization == "none" else settings.quantization,
-            allow_pickle=settings.allow_pickle, options=options, cuda_graphs=settings.cuda_graphs,
-        )
+        release_gpu_memory()
 
     # commands ------------------------------------------------------------------------------------------------------
     def _on_command(self, msg: String) -> None:
@@ -299,7 +264,7 @@ class MLLMSegNode(LifecycleNode):
 
     def _process(self, batch, command: ActiveCommand, settings: NodeSettings) -> None:
         try:
-            with self._engine_lock:
+            with self.engine_lock:
                 if self.segmenter is None:
                     return
                 results = self.segmenter.segment_batch([frame.rgb for _, frame in batch], [command.expressions] * len(batch))
@@ -307,7 +272,7 @@ class MLLMSegNode(LifecycleNode):
         except Exception as exc:  # one bad frame (or CUDA OOM) must not stop the node
             self._errors += 1
             self.problems.add("errors", f"inference: {exc}")
-            self._recover_from(exc)
+            release_gpu_memory(after=exc)
             self.get_logger().error(f"inference failed on this frame: {exc}", throttle_duration_sec=5.0)
             return
         if not self.target.is_current(command):
@@ -329,76 +294,20 @@ class MLLMSegNode(LifecycleNode):
                 self.problems.add("errors", f"publishing: {exc}")
                 self.get_logger().error(f"publishing results failed: {exc}", throttle_duration_sec=5.0)
 
-    @staticmethod
-    def _recover_from(exc: Exception) -> None:
-        try:
-            import torch
-
-            if isinstance(exc, torch.cuda.OutOfMemoryError):
-                torch.cuda.empty_cache()
-        except ImportError:
-            pass
-
     def _on_frame_rejected(self, reason: str) -> None:
         self.problems.add("rejected", reason)
-
-    # service -------------------------------------------------------------------------------------------------------
-    def _create_segment_service(self):
-        from ..srv import Segment
-
-        return self.create_service(Segment, "~/segment", self._on_segment_request, callback_group=self._service_group)
-
-    def _on_segment_request(self, request, response):
-        try:
-            return self._answer_segment_request(request, response)
-        finally:
-            self._service_finished = time.monotonic()
-
-    def _answer_segment_request(self, request, response):
-        response.success = False
-        if not self._active or self.segmenter is None:
-            response.message = "node is not active"
-            return response
-        try:
-            expressions = [e for e in request.expressions if e.strip()]
-            text = "; ".join(expressions) if expressions else request.command
-            if not expressions and len(request.command) > self.settings.max_command_chars:
-                raise ValueError(f"command of {len(request.command)} characters is longer than max_command_chars")
-            expressions = expressions or self.segmenter.expressions_from_command(request.command)
-            stream = self.streams[0]
-            if request.use_latest_image:
-                frame = stream.latest
-                if frame is None:
-                    response.message = f"no image received yet on {self.resolve_topic_name(stream.image_topic)}"
-                    return response
-            else:
-                frame = Frame(rgb=image_to_rgb(request.image), header=request.image.header, received=time.monotonic(),
-                              stamp=stamp_seconds(request.image.header))
-            with self._engine_lock:
-                results = self.segmenter.segment(frame.rgb, expressions)
-                timings = dict(self.segmenter.last_timings)
-            started = time.perf_counter()
-            depth, intrinsics, reason = stream.depth_for(frame, self.settings)
-            lookup = time.perf_counter() - started
-            response.result = build_array(frame, text, results, depth, intrinsics, reason, timings, lookup)
-            response.success = True
-            response.message = "ok"
-        except Exception as exc:  # bad request or model failure: answer, do not crash
-            self._recover_from(exc)
-            response.message = str(exc)
-        return response
 
     # watchdog and diagnostics --------------------------------------------------------------------------------------
     def _watch_inputs(self) -> None:
         settings = self.settings
-        if not self._active or settings is None:
+        if not self.is_active or settings is None:
             return
         now = time.monotonic()
         for stream in self.streams:
             if settings.image_qos == "auto":
                 stream.match_qos(settings, self._sensor_group)
             # A service call on a single-threaded executor holds back the image callbacks meanwhile: not silence.
-            silent = now - max(stream.last_frame_time, self._service_finished)
+            silent = now - max(stream.last_frame_time, self._service.finished if self._service else 0.0)
             if settings.no_image_warn_s > 0 and silent > settings.no_image_warn_s and not stream.warned:
                 stream.warned = True
                 self.get_logger().warning(f"no image for {silent:.0f} s: {stream.why_no_images()}")
@@ -424,7 +333,7 @@ class MLLMSegNode(LifecycleNode):
         }
 
     def shutdown_worker(self) -> None:
-        self._active = False
+        self.is_active = False
         self._stop_worker()
 
 

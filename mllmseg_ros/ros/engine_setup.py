@@ -1,0 +1,49 @@
+"""The engine as the node runs it: built from the node's settings, kept in step with run-time parameters, and the
+GPU memory handed back after a failure or a cleanup."""
+from __future__ import annotations
+
+from ..engine.commands import DEFAULT_COMMAND_PREFIXES, DEFAULT_STOP_PHRASES
+from .params import NodeSettings
+
+
+def dtype_name(settings: NodeSettings) -> str:
+    """The weights' dtype: ``auto`` is float32 on the CPU and bfloat16 on CUDA."""
+    if settings.dtype != "auto":
+        return settings.dtype
+    return "bfloat16" if settings.device.startswith("cuda") else "float32"
+
+
+def load_segmenter(settings: NodeSettings):
+    """The Segmenter of ``settings`` (raises whatever loading the checkpoint raises, with the reason)."""
+    import torch
+
+    from ..engine import Segmenter, SegmenterOptions
+
+    options = SegmenterOptions()
+    apply_options(options, settings)
+    return Segmenter.from_pretrained(
+        settings.model_path, device=settings.device, dtype=getattr(torch, dtype_name(settings)),
+        threads=settings.threads or None, quantization=None if settings.quantization == "none" else settings.quantization,
+        allow_pickle=settings.allow_pickle, options=options, cuda_graphs=settings.cuda_graphs,
+    )
+
+
+def apply_options(options, settings: NodeSettings) -> None:
+    """The engine options that follow run-time parameters; [''] lists mean the built-in ones."""
+    options.threshold = settings.threshold
+    options.centroid_of_largest_component = settings.centroid_of_largest_component
+    options.command_prefixes = settings.command_prefixes or DEFAULT_COMMAND_PREFIXES
+    options.stop_phrases = settings.stop_phrases or DEFAULT_STOP_PHRASES
+    options.max_command_chars = settings.max_command_chars
+
+
+def release_gpu_memory(after: Exception | None = None) -> None:
+    """Return cached CUDA memory: after a cleanup, or after an out-of-memory error so the next frame can fit."""
+    try:
+        import torch
+    except ImportError:
+        return
+    if after is not None and not isinstance(after, torch.cuda.OutOfMemoryError):
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
