@@ -103,6 +103,7 @@ class MaskTracker:
         self._grid: np.ndarray | None = None
         self._pending: dict[object, _Chain] = {}  # frames the model is answering
         self._tracks: list[_Track] = []
+        self._peak_area: dict[int, float] = {}  # per target: its largest mask so far, across answers (until reset)
 
     # --- state -------------------------------------------------------------------------------------------------------
     @property
@@ -118,7 +119,7 @@ class MaskTracker:
     def reset(self) -> None:
         """Forget every track and every frame waiting for an answer (a new command)."""
         with self._lock:
-            self._tracks, self._pending = [], {}
+            self._tracks, self._pending, self._peak_area = [], {}, {}
 
     def results(self) -> list[TrackedMask]:
         with self._lock:
@@ -208,6 +209,8 @@ class MaskTracker:
                 chain.map_xy = self._grid.copy() if frame_id == self._frame_id else self._grid + self._flow.calc(
                     self._grey, chain.source_grey, None)
             self._tracks = [self._new_track(mask, chain) for mask in masks]
+            for index, track in enumerate(self._tracks):
+                self._continue_in_view(index, track)
             return [track.state for track in self._tracks]
 
     def _new_track(self, mask: np.ndarray | None, chain: _Chain) -> _Track:
@@ -230,6 +233,17 @@ class MaskTracker:
                 track.state.in_view = 0.0
         track.prev_small = self._to_small(track.state.mask)
         return track
+
+    def _continue_in_view(self, index: int, track: _Track) -> None:
+        """A model answer of a target already partly out of the image starts with the in-view fraction it has then
+        (against the largest this target was), so a target leaving across answers is still dropped in time."""
+        area = float(track.state.mask.sum())
+        peak = max(self._peak_area.get(index, 0.0), area)
+        self._peak_area[index] = peak
+        mask = track.state.mask
+        touches = mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+        if track.state.found and touches and peak > 0:
+            track.state.in_view = min(1.0, area / peak)
 
     # --- objects that move on their own ----------------------------------------------------------------------------------
     def _correct_for_own_motion(self, track: _Track, current_small: np.ndarray, radius: int) -> None:
@@ -256,7 +270,13 @@ class MaskTracker:
         region = cv2.dilate(moved | now.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         shifted = cv2.remap(track.chain.map_xy, self._grid - delta.astype(np.float32), None, cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REPLICATE)  # new pixel x maps where x - delta mapped
-        track.chain.map_xy[region] = shifted[region]
+        # The flow inside a plain moving object is smeared from its surroundings: the object's part of the map becomes
+        # the affine motion fitted to it (its scale and rotation kept, its shape not bent).
+        fy, fx = np.nonzero(moved)  # fitted on the object itself, applied with a margin around it
+        fit, *_ = np.linalg.lstsq(np.stack([fx, fy, np.ones_like(fx)], axis=1).astype(np.float64),
+                                  shifted[fy, fx].astype(np.float64), rcond=None)
+        ry, rx = np.nonzero(region)
+        track.chain.map_xy[ry, rx] = (np.stack([rx, ry, np.ones_like(rx)], axis=1) @ fit).astype(np.float32)
         track.own_shift = delta.astype(np.float32)
 
     # --- one step of one track ------------------------------------------------------------------------------------------

@@ -176,3 +176,58 @@ def test_answer_to_a_frame_never_remembered_anchors_nothing(frame_id):
     image, truth = view()
     tracker.add_frame(image, 0)
     assert tracker.anchor(frame_id, [truth]) == [] and not tracker.tracking
+
+
+def _plain_disc_on(image: np.ndarray, centre: tuple[float, float], radius: int = 14) -> tuple[np.ndarray, np.ndarray]:
+    """A plain (untextured) disc drawn over ``image``, sub-pixel placed; returns (image, mask)."""
+    shift = 4  # cv2.circle's fractional bits
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.circle(mask, (int(round(centre[0] * 2**shift)), int(round(centre[1] * 2**shift))), radius * 2**shift, 1, -1, shift=shift)
+    out = image.copy()
+    out[mask.astype(bool)] = (200, 40, 40)
+    return out, mask.astype(bool)
+
+
+def test_a_plain_object_sliding_over_a_still_textured_background_is_followed():
+    """Dense flow alone follows the texture around a plain object; the target's own match must carry it."""
+    background, _ = view()
+    image, mask = _plain_disc_on(background, (100.0, 120.0))
+    tracker = anchored(image, mask)
+    for step in range(1, 41):
+        image, truth = _plain_disc_on(background, (100.0 + 2.0 * step, 120.0 + 0.5 * step))
+        [state] = tracker.add_frame(image, step)
+        assert state.found, (step, state.reason)
+    assert iou(state.mask, truth) > 0.7, iou(state.mask, truth)  # 0.0 with the flow alone
+
+
+def test_an_answer_about_a_sliding_object_lands_on_it():
+    background, _ = view()
+    image0, mask0 = _plain_disc_on(background, (100.0, 120.0))
+    tracker = MaskTracker()
+    tracker.add_frame(image0, 0)
+    tracker.remember(image0, 0)
+    for step in range(1, 16):
+        image, truth = _plain_disc_on(background, (100.0 + 2.0 * step, 120.0))
+        tracker.add_frame(image, step)
+    [state] = tracker.anchor(0, [mask0])
+    assert state.found and iou(state.mask, truth) > 0.8 and iou(mask0, truth) < 0.2
+
+
+def test_an_answer_about_a_target_half_out_of_the_view_keeps_counting_what_left():
+    """Re-anchored on a target already partly outside the image, the track is still dropped when most of it is out."""
+    tracker = anchored(*view())
+    dropped_at = None
+    for step in range(1, 60):
+        image, truth = view(dx=6.0 * step)
+        if step == 25:  # the model answers this frame: the target is partly out already
+            tracker.remember(image, step)
+            tracker.add_frame(image, step)
+            [state] = tracker.anchor(step, [truth])
+            assert state.found and state.in_view < 0.95
+            continue
+        [state] = tracker.add_frame(image, step)
+        if not state.found:
+            dropped_at = step
+            break
+    left_at = next(step for step in range(1, 60) if view(dx=6.0 * step)[1].sum() < 0.4 * TARGET.sum())
+    assert state.reason == LEFT_VIEW and abs(dropped_at - left_at) <= 3, (left_at, dropped_at)
