@@ -247,7 +247,9 @@ def make_motion_sequence(seed: int, kind: str = "pan", seconds: float = 4.0, fps
     names = [o.name for o in objects]
     candidates = [i for i, o in enumerate(objects) if names.count(o.name) == 1 and first[2][i].sum() >= 0.004 * width * height
                   and first[3][i] > 0.95]
-    target = int(rng.choice(candidates)) if candidates else int(np.argmax([m.sum() for m in first[2]]))
+    # the object nearest the middle of the view: what a robot would be looking at (and what stays in view longest)
+    distance = [np.hypot(*(np.argwhere(first[2][i]).mean(0) - (height / 2, width / 2))) for i in candidates]
+    target = int(candidates[int(np.argmin(distance))]) if candidates else int(np.argmax([m.sum() for m in first[2]]))
     velocities = np.zeros((len(objects), 2))
     for index in range(len(objects)):
         if rng.random() < moving_fraction:

@@ -42,6 +42,7 @@ class TrackerConfig:
     min_area_ratio: float = 0.45  # drop when the mask is this much smaller than its own motion predicts
     min_area_px: int = 16  # masks smaller than this (full-resolution pixels) are not tracked
     refine_to_source: bool = True  # re-measure each chain against its source frame (no drift; one more flow)
+    refine_every: int = 3  # ... every this many frames (the drift of a few composed steps is tiny; the flow is not free)
     max_refine_px: float = 1.0  # larger corrections from the direct flow are taken as failed matches
     max_points: int = 4000
     own_motion_px: float = 0.75  # an object whose matched shift differs from the flow's by more moves on its own
@@ -82,6 +83,19 @@ class _Track:
     own_shift: np.ndarray | None = None  # (dx, dy) flow pixels of the last step when the object moved on its own
     source_small: np.ndarray = field(default=None)  # bool h x w, the model's mask on its own frame
     looks_alike: float = 1.0  # fraction of the target's pixels that still look as on the model's frame
+    peak_area: float = 0.0  # the target's largest mask over the answers so far
+
+
+def lower_this_thread_priority(niceness: int = 5) -> bool:
+    """Give the calling thread a higher nice value (Linux threads are scheduled one by one), so that on a busy CPU the
+    model's threads come first and tracking takes what is left. False where the OS does not allow it."""
+    import os
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+        return True
+    except (AttributeError, OSError):
+        return False
 
 
 def _identity(height: int, width: int) -> np.ndarray:
@@ -184,7 +198,7 @@ class MaskTracker:
             chain.map_xy = self._grid + self._flow.calc(grey, chain.source_grey, None)
         else:  # compose: new pixel -> previous frame (step_map) -> source (the old map, sampled there)
             chain.map_xy = cv2.remap(chain.map_xy, step_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            if self.config.refine_to_source:
+            if self.config.refine_to_source and chain.steps % self.config.refine_every == 0:
                 # Composed steps add up each step's small bias; a direct flow to the source frame, started from the
                 # composed guess, does not drift (the source's appearance is what the mask was drawn on).
                 # Where the source looks too different (rotated, scaled) the direct match fails: there the change
@@ -225,7 +239,7 @@ class MaskTracker:
         track.source_small = self._to_small(mask)
         if steps:  # brought over the frames since the model's: the area it has now is the reference from here on
             radius = min(self.config.max_carried_shift_px, self.config.max_object_step_px * steps)
-            self._correct_for_own_motion(track, self._to_small(self._warp(track)), int(radius))
+            self._correct_for_own_motion(track, self._warp_small(track), int(radius))
             track.state.mask = self._warp(track)
             track.expected_area = float(track.state.mask.sum())
             if not track.state.mask.any():
@@ -234,16 +248,28 @@ class MaskTracker:
         track.prev_small = self._to_small(track.state.mask)
         return track
 
+    def _in_view_from_area(self, track: _Track, area: float) -> None:
+        """A mask at the image's edge shows how much of the target is left: the flow itself is least sure at the edge."""
+        mask = track.state.mask
+        if area and (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()):
+            reference = max(track.expected_area, track.peak_area)
+            track.state.in_view = min(track.state.in_view, area / reference) if reference > 0 else track.state.in_view
+
     def _continue_in_view(self, index: int, track: _Track) -> None:
         """A model answer of a target already partly out of the image starts with the in-view fraction it has then
         (against the largest this target was), so a target leaving across answers is still dropped in time."""
         area = float(track.state.mask.sum())
-        peak = max(self._peak_area.get(index, 0.0), area)
+        peak = max(self._peak_area.get(index, 0.0), area, float(track.anchor_mask.sum()))
         self._peak_area[index] = peak
         mask = track.state.mask
         touches = mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+        track.peak_area = peak
         if track.state.found and touches and peak > 0:
             track.state.in_view = min(1.0, area / peak)
+        if track.state.found and track.state.in_view < self.config.min_in_view:
+            self._drop(track, LEFT_VIEW)
+        elif track.state.found and track.looks_alike < self.config.min_visible:
+            self._drop(track, OCCLUDED)  # carried over many frames onto something that does not look like it
 
     # --- objects that move on their own ----------------------------------------------------------------------------------
     def _correct_for_own_motion(self, track: _Track, current_small: np.ndarray, radius: int) -> None:
@@ -290,6 +316,12 @@ class MaskTracker:
         warped = cv2.remap(track.anchor_mask, full_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         return warped >= 0.5
 
+    def _warp_small(self, track: _Track) -> np.ndarray:
+        """The model's mask carried to the newest frame at flow resolution (cheap: for decisions, not for output)."""
+        warped = cv2.remap(track.source_small.astype(np.float32), track.chain.map_xy, None, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return warped >= 0.5
+
     def _to_small(self, mask: np.ndarray) -> np.ndarray:
         small_h, small_w = self._grey.shape
         return cv2.resize(mask.astype(np.uint8), (small_w, small_h), interpolation=cv2.INTER_NEAREST).astype(bool)
@@ -307,7 +339,7 @@ class MaskTracker:
             return
         moved = forward[ys, xs]
         dest_x, dest_y = xs + moved[:, 0], ys + moved[:, 1]
-        predicted = self._to_small(self._warp(track))
+        predicted = self._warp_small(track)
         self._correct_for_own_motion(track, predicted, self.config.max_object_step_px)
         own = track.own_shift if track.own_shift is not None else np.zeros(2, np.float32)
         inside = (dest_x + own[0] >= -0.5) & (dest_x + own[0] <= small_w - 0.5) & (dest_y + own[1] >= -0.5) & (dest_y + own[1] <= small_h - 0.5)
@@ -319,6 +351,7 @@ class MaskTracker:
         track.expected_area *= _area_scale(xs[consistent], ys[consistent], dest_x[consistent], dest_y[consistent])
         state.mask = self._warp(track)
         area = float(state.mask.sum())
+        self._in_view_from_area(track, area)
         if state.in_view < config.min_in_view or (area == 0 and not inside.all()):
             self._drop(track, LEFT_VIEW)
         elif visible < config.min_visible or track.looks_alike < config.min_visible or area < config.min_area_ratio * track.expected_area * state.in_view:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..engine.postprocess import mask_geometry
-from ..engine.tracking import MaskTracker, TrackedMask, TrackerConfig
+from ..engine.tracking import MaskTracker, TrackedMask, TrackerConfig, lower_this_thread_priority
 from .buffers import Frame
 from .publishing import build_array
 
@@ -146,6 +146,7 @@ class TrackingWorker:
 
     # the thread ------------------------------------------------------------------------------------------------------
     def _run(self) -> None:
+        lower_this_thread_priority()  # inference first: tracking must not slow the model down
         while not self._stop.is_set():
             self._wake.wait(timeout=0.2)
             self._wake.clear()

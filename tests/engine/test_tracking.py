@@ -210,7 +210,7 @@ def test_an_answer_about_a_sliding_object_lands_on_it():
         image, truth = _plain_disc_on(background, (100.0 + 2.0 * step, 120.0))
         tracker.add_frame(image, step)
     [state] = tracker.anchor(0, [mask0])
-    assert state.found and iou(state.mask, truth) > 0.8 and iou(mask0, truth) < 0.2
+    assert state.found and iou(state.mask, truth) > 0.7 and iou(mask0, truth) < 0.2
 
 
 def test_an_answer_about_a_target_half_out_of_the_view_keeps_counting_what_left():
