@@ -9,10 +9,15 @@ drawn on (the model's frame), composed step by step, and warps the original mask
 mask's edge does not blur away over hundreds of frames. A frame handed to the model gets such a chain too
 (``remember``), so its answer, seconds later, is brought forward to the newest frame at once (``anchor``).
 
+Flow is smooth, so a small plain object that slides over a textured table would be left behind with its background:
+each frame the target's own pixels (from the model's frame) are looked for near where the flow put them, and where
+they match clearly better elsewhere, the target's part of the chain moves there.
+
 Why a track is dropped (``TrackedMask.reason``), checked every frame:
-- "left the view": the product of the per-step fractions of the target whose forward flow stays inside the image;
-- "occluded": the target's pixels whose forward and backward flows disagree (occlusion's signature), or a mask that
-  shrank well below the area its own motion predicts;
+- "left the view": the product of the per-step fractions of the target whose forward flow stays inside the image (and,
+  at the image's edge, the mask's area against the target's largest);
+- "occluded": the target's pixels whose forward and backward flows disagree (occlusion's signature), pixels that no
+  longer look as on the model's frame, or a mask well below the area its own motion predicts;
 - "low tracking confidence": the running forward-backward consistency of the target's motion.
 """
 from __future__ import annotations
@@ -22,6 +27,10 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from .tracking_ops import area_scale, coverage, lower_this_thread_priority, match_shift
+
+__all__ = ["MaskTracker", "TrackedMask", "TrackerConfig", "lower_this_thread_priority"]
 
 LEFT_VIEW = "left the view"
 OCCLUDED = "occluded"
@@ -86,18 +95,6 @@ class _Track:
     peak_area: float = 0.0  # the target's largest mask over the answers so far
 
 
-def lower_this_thread_priority(niceness: int = 5) -> bool:
-    """Give the calling thread a higher nice value (Linux threads are scheduled one by one), so that on a busy CPU the
-    model's threads come first and tracking takes what is left. False where the OS does not allow it."""
-    import os
-
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + niceness)
-        return True
-    except (AttributeError, OSError):
-        return False
-
-
 def _identity(height: int, width: int) -> np.ndarray:
     xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     return np.dstack([xs, ys])
@@ -120,11 +117,6 @@ class MaskTracker:
         self._peak_area: dict[int, float] = {}  # per target: its largest mask so far, across answers (until reset)
 
     # --- state -------------------------------------------------------------------------------------------------------
-    @property
-    def frame_id(self) -> object:
-        """Id of the newest frame the tracker has seen."""
-        return self._frame_id
-
     @property
     def tracking(self) -> bool:
         with self._lock:
@@ -284,7 +276,7 @@ class MaskTracker:
         ys, xs = np.nonzero(source)
         ny, nx = np.nonzero(now)
         guess = np.array([nx.mean() - xs.mean(), ny.mean() - ys.mean()])
-        found = _match_shift(track.chain.source_grey, source, self._grey, guess, radius, self.config.appearance_tolerance)
+        found = match_shift(track.chain.source_grey, source, self._grey, guess, radius, self.config.appearance_tolerance)
         if found is None:
             return
         shift, cost, guess_cost, track.looks_alike = found
@@ -343,12 +335,12 @@ class MaskTracker:
         self._correct_for_own_motion(track, predicted, self.config.max_object_step_px)
         own = track.own_shift if track.own_shift is not None else np.zeros(2, np.float32)
         inside = (dest_x + own[0] >= -0.5) & (dest_x + own[0] <= small_w - 0.5) & (dest_y + own[1] >= -0.5) & (dest_y + own[1] <= small_h - 0.5)
-        state.in_view *= float(_coverage(dest_x + own[0], small_w).dot(_coverage(dest_y + own[1], small_h)) / len(xs))
+        state.in_view *= float(coverage(dest_x + own[0], small_w).dot(coverage(dest_y + own[1], small_h)) / len(xs))
         back = backward[np.clip(np.round(dest_y), 0, small_h - 1).astype(int), np.clip(np.round(dest_x), 0, small_w - 1).astype(int)]
         consistent = inside & (np.hypot(moved[:, 0] + back[:, 0], moved[:, 1] + back[:, 1]) <= config.max_fb_error_px)
         visible = float(consistent.sum() / max(1, inside.sum()))
         state.confidence = (1 - config.confidence_smoothing) * state.confidence + config.confidence_smoothing * visible
-        track.expected_area *= _area_scale(xs[consistent], ys[consistent], dest_x[consistent], dest_y[consistent])
+        track.expected_area *= area_scale(xs[consistent], ys[consistent], dest_x[consistent], dest_y[consistent])
         state.mask = self._warp(track)
         area = float(state.mask.sum())
         self._in_view_from_area(track, area)
@@ -366,51 +358,4 @@ class MaskTracker:
     def _drop(self, track: _Track, reason: str) -> None:
         track.state.found, track.state.reason = False, reason
         track.state.mask = np.zeros(self._full_shape, bool)
-
-
-def _area_scale(xs: np.ndarray, ys: np.ndarray, dest_x: np.ndarray, dest_y: np.ndarray) -> float:
-    """How much the target's area changed in one step: the determinant of the affine motion fitted to its pixels."""
-    if len(xs) < 6:
-        return 1.0
-    design = np.stack([xs, ys, np.ones_like(xs)], axis=1).astype(np.float64)
-    solution, *_ = np.linalg.lstsq(design, np.stack([dest_x, dest_y], axis=1).astype(np.float64), rcond=None)
-    scale = float(abs(np.linalg.det(solution[:2, :2])))
-    return scale if np.isfinite(scale) and 0.5 < scale < 2.0 else 1.0
-
-
-def _coverage(position: np.ndarray, size: int) -> np.ndarray:
-    """How much of a one-pixel square centred at ``position`` lies inside [-0.5, size - 0.5] along one axis: counting
-    whole pixels would say a mask leaves by 2 columns a step when it moves 1.5."""
-    return np.clip(np.minimum(position + 0.5, size - 0.5) - np.maximum(position - 0.5, -0.5), 0.0, 1.0)
-
-
-def _match_shift(image: np.ndarray, mask: np.ndarray, target: np.ndarray, guess: np.ndarray, radius: int, tolerance: float):
-    """Where the pixels of ``image`` under ``mask`` are in ``target``, searched within ``radius`` of ``guess`` (dx, dy).
-
-    Returns (shift (2,), mean squared difference there, the same at ``guess``, the fraction of the pixels within
-    ``tolerance`` grey levels there) or None when the search window does not fit. Masked template matching (OpenCV):
-    the object's own pixels, not its surroundings, decide."""
-    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
-    height, width = target.shape
-    gx, gy = int(round(x + guess[0])), int(round(y + guess[1]))
-    x0, y0 = max(0, gx - radius), max(0, gy - radius)
-    x1, y1 = min(width, gx + w + radius), min(height, gy + h + radius)
-    if x1 - x0 < w + 2 or y1 - y0 < h + 2 or w < 3 or h < 3:
-        return None
-    template = image[y:y + h, x:x + w].astype(np.float32)
-    weights = mask[y:y + h, x:x + w].astype(np.float32)
-    costs = cv2.matchTemplate(target[y0:y1, x0:x1].astype(np.float32), template, cv2.TM_SQDIFF, mask=weights)
-    costs /= max(1.0, float(weights.sum()))
-    best, _, (bx, by), _ = cv2.minMaxLoc(costs)
-    sub = np.zeros(2)
-    for axis, (a, b, c) in enumerate(((costs[by, bx - 1], best, costs[by, bx + 1]) if 0 < bx < costs.shape[1] - 1 else (0, 0, 0),
-                                      (costs[by - 1, bx], best, costs[by + 1, bx]) if 0 < by < costs.shape[0] - 1 else (0, 0, 0))):
-        curvature = a - 2 * b + c
-        if curvature > 1e-6:  # a parabola through the three costs around the best: sub-pixel shift
-            sub[axis] = float(np.clip(0.5 * (a - c) / curvature, -0.5, 0.5))
-    gx_local, gy_local = int(np.clip(gx - x0, 0, costs.shape[1] - 1)), int(np.clip(gy - y0, 0, costs.shape[0] - 1))
-    shift = np.array([x0 + bx + sub[0] - x, y0 + by + sub[1] - y])
-    there = target[y0 + by:y0 + by + h, x0 + bx:x0 + bx + w].astype(np.float32)
-    alike = float(((np.abs(there - template) <= tolerance) & (weights > 0)).sum() / max(1.0, float(weights.sum())))
-    return shift, float(best), float(costs[gy_local, gx_local]), alike
 

@@ -1,0 +1,67 @@
+"""Small pure functions of the mask tracker (engine/tracking.py): motion fits, image-edge coverage, masked matching."""
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+
+
+def lower_this_thread_priority(niceness: int = 5) -> bool:
+    """Give the calling thread a higher nice value (Linux threads are scheduled one by one), so that on a busy CPU the
+    model's threads come first and tracking takes what is left. False where the OS does not allow it."""
+    import os
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
+def area_scale(xs: np.ndarray, ys: np.ndarray, dest_x: np.ndarray, dest_y: np.ndarray) -> float:
+    """How much the target's area changed in one step: the determinant of the affine motion fitted to its pixels."""
+    if len(xs) < 6:
+        return 1.0
+    design = np.stack([xs, ys, np.ones_like(xs)], axis=1).astype(np.float64)
+    solution, *_ = np.linalg.lstsq(design, np.stack([dest_x, dest_y], axis=1).astype(np.float64), rcond=None)
+    scale = float(abs(np.linalg.det(solution[:2, :2])))
+    return scale if np.isfinite(scale) and 0.5 < scale < 2.0 else 1.0
+
+
+def coverage(position: np.ndarray, size: int) -> np.ndarray:
+    """How much of a one-pixel square centred at ``position`` lies inside [-0.5, size - 0.5] along one axis: counting
+    whole pixels would say a mask leaves by 2 columns a step when it moves 1.5."""
+    return np.clip(np.minimum(position + 0.5, size - 0.5) - np.maximum(position - 0.5, -0.5), 0.0, 1.0)
+
+
+def match_shift(image: np.ndarray, mask: np.ndarray, target: np.ndarray, guess: np.ndarray, radius: int, tolerance: float):
+    """Where the pixels of ``image`` under ``mask`` are in ``target``, searched within ``radius`` of ``guess`` (dx, dy).
+
+    Returns (shift (2,), mean squared difference there, the same at ``guess``, the fraction of the pixels within
+    ``tolerance`` grey levels there) or None when the search window does not fit. Masked template matching (OpenCV):
+    the object's own pixels, not its surroundings, decide."""
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    height, width = target.shape
+    gx, gy = int(round(x + guess[0])), int(round(y + guess[1]))
+    x0, y0 = max(0, gx - radius), max(0, gy - radius)
+    x1, y1 = min(width, gx + w + radius), min(height, gy + h + radius)
+    if x1 - x0 < w + 2 or y1 - y0 < h + 2 or w < 3 or h < 3:
+        return None
+    template = image[y:y + h, x:x + w].astype(np.float32)
+    weights = mask[y:y + h, x:x + w].astype(np.float32)
+    costs = cv2.matchTemplate(target[y0:y1, x0:x1].astype(np.float32), template, cv2.TM_SQDIFF, mask=weights)
+    costs /= max(1.0, float(weights.sum()))
+    best, _, (bx, by), _ = cv2.minMaxLoc(costs)
+    sub = np.zeros(2)
+    for axis, (a, b, c) in enumerate(((costs[by, bx - 1], best, costs[by, bx + 1]) if 0 < bx < costs.shape[1] - 1 else (0, 0, 0),
+                                      (costs[by - 1, bx], best, costs[by + 1, bx]) if 0 < by < costs.shape[0] - 1 else (0, 0, 0))):
+        curvature = a - 2 * b + c
+        if curvature > 1e-6:  # a parabola through the three costs around the best: sub-pixel shift
+            sub[axis] = float(np.clip(0.5 * (a - c) / curvature, -0.5, 0.5))
+    gx_local, gy_local = int(np.clip(gx - x0, 0, costs.shape[1] - 1)), int(np.clip(gy - y0, 0, costs.shape[0] - 1))
+    shift = np.array([x0 + bx + sub[0] - x, y0 + by + sub[1] - y])
+    there = target[y0 + by:y0 + by + h, x0 + bx:x0 + bx + w].astype(np.float32)
+    alike = float(((np.abs(there - template) <= tolerance) & (weights > 0)).sum() / max(1.0, float(weights.sum())))
+    return shift, float(best), float(costs[gy_local, gx_local]), alike
+
