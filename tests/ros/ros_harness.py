@@ -103,6 +103,7 @@ class Driver:
         self.centroids: list = []
         self._lock = threading.Lock()
         self.latencies_ms: list[float] = []  # total_ms of every array received
+        self.model_latencies_ms: list[float] = []  # total_ms of the model's answers (not tracked results)
         self.keep_messages = keep_messages  # False: only latencies (a flood test must not measure its own hoard)
         self.node.create_subscription(SegmentationArray, f"{prefix}/segmentations", self._on_array, reliable)
         if keep_messages:
@@ -119,6 +120,8 @@ class Driver:
     def _on_array(self, msg) -> None:
         with self._lock:
             self.latencies_ms.append(msg.total_ms)
+            if all(s.source == s.SOURCE_MODEL for s in msg.segmentations):
+                self.model_latencies_ms.append(msg.total_ms)
             if self.keep_messages:
                 self.arrays.append(msg)
 

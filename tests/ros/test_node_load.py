@@ -43,12 +43,12 @@ def test_flood_at_five_times_the_model_rate(ros, make_node, seg_checkpoint):
     driver.send_command("the red cup")
     assert wait_for(lambda: node.target.current is not None)
     driver.image.publish(frame)  # warm-up: the first answer includes one-time initialisation
-    assert wait_for(lambda: len(driver.latencies_ms) == 1)
+    assert wait_for(lambda: len(driver.model_latencies_ms) == 1)
     # Measure the answer rate on a few single frames first.
     started = time.monotonic()
     for i in range(3):
         driver.image.publish(frame)
-        assert wait_for(lambda: len(driver.latencies_ms) == i + 2)
+        assert wait_for(lambda: len(driver.model_latencies_ms) == i + 2)
     model_period = (time.monotonic() - started) / 3
     publish_period = model_period / FLOOD_FACTOR
     rss_before = current_rss_mb()
@@ -66,13 +66,13 @@ def test_flood_at_five_times_the_model_rate(ros, make_node, seg_checkpoint):
             time.sleep(max(0.0, next_time - time.monotonic()))
 
     publisher = threading.Thread(target=flood)
-    before = len(driver.latencies_ms)
+    before = len(driver.model_latencies_ms)
     publisher.start()
     time.sleep(FLOOD_SECONDS)
     stop.set()
     publisher.join()
     assert wait_for(lambda: node._wake is not None and node.streams[0].slot.peek() is None, timeout=10)
-    latencies = np.array(driver.latencies_ms[before:])
+    latencies = np.array(driver.model_latencies_ms[before:])
     results = latencies
     counters = node.counters()
     rss_growth = current_rss_mb() - rss_before
