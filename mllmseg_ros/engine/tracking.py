@@ -348,7 +348,8 @@ class MaskTracker:
             self._drop(track, LEFT_VIEW)
         elif visible < config.min_visible or track.looks_alike < config.min_visible or area < config.min_area_ratio * track.expected_area * state.in_view:
             self._drop(track, OCCLUDED)
-        elif state.confidence < config.min_confidence:
+        elif state.confidence < config.min_confidence or area * config.min_area_ratio > max(track.expected_area, track.peak_area):
+            # a mask that grew far beyond what its motion predicts has spread onto its surroundings
             self._drop(track, LOW_CONFIDENCE)
         elif area < config.min_area_px:
             self._drop(track, TOO_SMALL)

@@ -60,6 +60,11 @@ def match_shift(image: np.ndarray, mask: np.ndarray, target: np.ndarray, guess: 
         if curvature > 1e-6:  # a parabola through the three costs around the best: sub-pixel shift
             sub[axis] = float(np.clip(0.5 * (a - c) / curvature, -0.5, 0.5))
     gx_local, gy_local = int(np.clip(gx - x0, 0, costs.shape[1] - 1)), int(np.clip(gy - y0, 0, costs.shape[0] - 1))
+    on_edge = ((bx == 0 and x0 > 0) or (bx == costs.shape[1] - 1 and x1 < width)
+               or (by == 0 and y0 > 0) or (by == costs.shape[0] - 1 and y1 < height))
+    if on_edge:  # the best place is on the search window's edge (not the image's): no optimum inside it, stay put
+        bx, by, sub = gx_local, gy_local, np.zeros(2)
+        best = float(costs[by, bx])
     shift = np.array([x0 + bx + sub[0] - x, y0 + by + sub[1] - y])
     there = target[y0 + by:y0 + by + h, x0 + bx:x0 + bx + w].astype(np.float32)
     alike = float(((np.abs(there - template) <= tolerance) & (weights > 0)).sum() / max(1.0, float(weights.sum())))
