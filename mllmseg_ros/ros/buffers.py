@@ -85,10 +85,12 @@ class StampMatcher:
     def __init__(self, capacity: int = 30) -> None:
         self._items: deque[tuple[float, Any]] = deque(maxlen=capacity)
         self._lock = threading.Lock()
+        self.newest_stamp = -math.inf  # of all messages added (stamps of one stream only grow)
 
     def add(self, stamp: float, item: Any) -> None:
         with self._lock:
             self._items.append((stamp, item))
+            self.newest_stamp = max(self.newest_stamp, stamp)
 
     def nearest(self, stamp: float) -> tuple[float, Any] | None:
         """(stamp, item) nearest ``stamp``, or None when empty."""
@@ -98,6 +100,7 @@ class StampMatcher:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self.newest_stamp = -math.inf
 
     def __len__(self) -> int:
         return len(self._items)

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from rclpy.lifecycle import LifecycleNode
 
 
+DEPTH_SILENT_S = 1.0  # a depth stream this far behind a frame's stamp has stopped; do not wait for it
+
+
 def _join(namespace: str, name: str) -> str:
     return f"{namespace.rstrip('/')}/{name}" if namespace else name
 
@@ -155,6 +158,16 @@ class CameraStream:
             self.in_flight = None
 
     # depth for a frame ---------------------------------------------------------------------------------------------
+    def wait_for_depth_pair(self, frame: Frame, settings: NodeSettings, poll_s: float = 0.002) -> None:
+        """Block until no nearer depth image can still come for ``frame``: one stamped at or after it has arrived
+        (stamps only grow), or ``depth_sync_tolerance_s`` has passed since the frame arrived. For results computed
+        as soon as a frame arrives (tracking), which would otherwise take the previous frame's depth."""
+        if not settings.use_depth or self.depth.newest_stamp < frame.stamp - DEPTH_SILENT_S:
+            return  # no depth stream, or it has stopped: nothing to wait for
+        deadline = frame.received + settings.depth_sync_tolerance_s
+        while self.depth.newest_stamp < frame.stamp and time.monotonic() < deadline:
+            time.sleep(poll_s)
+
     def depth_for(self, frame: Frame, settings: NodeSettings):
         """(depth in metres or None, intrinsics or None, reason text: empty when a 3D answer is possible)."""
         if not settings.use_depth:

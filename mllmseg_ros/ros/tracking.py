@@ -207,6 +207,7 @@ class TrackingWorker:
             geometry = mask_geometry(state.mask, settings.centroid_of_largest_component)
             results.append(TrackedResult(expression, state.found and geometry.area > 0, confidence, state.mask,
                                          geometry.bbox, geometry.centroid, geometry.area))
+        stream.wait_for_depth_pair(frame, settings)  # its own depth image may come a few ms after the frame
         started = time.perf_counter()
         depth, intrinsics, depth_reason = stream.depth_for(frame, settings)
         array = build_array(frame, command.text, results, depth, intrinsics, depth_reason, {}, time.perf_counter() - started)
