@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .scenes import CAMERA_HEIGHT, CAMERA_PITCH, WALL_Z, SceneObject, _draw_object, _place_objects
+from .scenes import CAMERA_HEIGHT, CAMERA_PITCH, WALL_Z, SceneObject, _draw_object, _place_objects, project_optical
 
 KINDS = ("pan", "sideways", "forward", "exit", "occlusion", "still")
 TEXTURE_M_PER_PX = 0.004  # world texture resolution
@@ -78,10 +78,7 @@ class PosedCamera:
         return np.stack([cy * ox + sy * z_yawed, world_y, -sy * ox + cy * z_yawed], axis=-1)
 
     def project(self, points: np.ndarray) -> np.ndarray:
-        optical = self.to_optical(points)
-        f = self.focal
-        return np.stack([f * optical[:, 0] / optical[:, 2] + (self.width - 1) / 2,
-                         f * optical[:, 1] / optical[:, 2] + (self.height - 1) / 2], axis=1)
+        return project_optical(self.to_optical(points), self.focal, self.width, self.height)
 
 
 @dataclass

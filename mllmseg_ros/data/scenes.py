@@ -61,10 +61,13 @@ class Camera:
         return np.stack([points[:, 0], -rel_y * c - z * s, -rel_y * s + z * c], axis=1)
 
     def project(self, points: np.ndarray) -> np.ndarray:
-        optical = self.to_optical(points)
-        f = self.focal
-        return np.stack([f * optical[:, 0] / optical[:, 2] + (self.width - 1) / 2,
-                         f * optical[:, 1] / optical[:, 2] + (self.height - 1) / 2], axis=1)
+        return project_optical(self.to_optical(points), self.focal, self.width, self.height)
+
+
+def project_optical(optical: np.ndarray, focal: float, width: int, height: int) -> np.ndarray:
+    """N x 3 optical-frame points -> N x 2 pixel coordinates of a centred pinhole camera."""
+    return np.stack([focal * optical[:, 0] / optical[:, 2] + (width - 1) / 2,
+                     focal * optical[:, 1] / optical[:, 2] + (height - 1) / 2], axis=1)
 
 
 @dataclass
