@@ -81,8 +81,7 @@ class TrackingWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.published = 0
-        self.dropped = 0  # tracked results published with found false
+        self.published = 0  # tracked results sent (the tracking benchmark reads it)
 
     # lifecycle -------------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -216,6 +215,5 @@ class TrackingWorker:
             segmentation.answer_age_s = float(frame.stamp - answer.stamp)
             segmentation.track_confidence = float(state.confidence)
             segmentation.track_status = "tracking" if segmentation.found else state.reason
-            self.dropped += not segmentation.found
         stream.publisher.publish(array, frame, results, settings.publish_markers)
         self.published += 1
