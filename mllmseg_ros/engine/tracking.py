@@ -13,11 +13,17 @@ Flow is smooth, so a small plain object that slides over a textured table would 
 each frame the target's own pixels (from the model's frame) are looked for near where the flow put them, and where
 they match clearly better elsewhere, the target's part of the chain moves there.
 
+The carried mask is then sharpened by the target's colours on the model's frame (``target_colours.py``): near its
+outline, each pixel is the target's where its colour and the carried mask together say so. That undoes the flow's
+slow slide onto the table beside the target and cuts what a passing object hides (see docs/tracking.md for the
+numbers). The sharpened mask is what is published; the carried one keeps the map's geometry (in-view, area checks).
+
 Why a track is dropped (``TrackedMask.reason``), checked every frame:
 - "left the view": the product of the per-step fractions of the target whose forward flow stays inside the image (and,
   at the image's edge, the mask's area against the target's largest);
-- "occluded": the target's pixels whose forward and backward flows disagree (occlusion's signature), pixels that no
-  longer look as on the model's frame, or a mask well below the area its own motion predicts;
+- "occluded": less than ``min_visible`` of the carried mask still has the target's colours; where the colours do not
+  set the target apart, the flow tells: the target's pixels whose forward and backward flows disagree (occlusion's
+  signature), pixels that no longer look as on the model's frame, or a mask well below the area its motion predicts;
 - "low tracking confidence": the running forward-backward consistency of the target's motion.
 """
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .target_colours import TargetColours
 from .tracking_ops import area_scale, coverage, lower_this_thread_priority, match_shift
 
 __all__ = ["MaskTracker", "TrackedMask", "TrackerConfig", "lower_this_thread_priority"]
@@ -80,6 +87,7 @@ class _Chain:
     source_grey: np.ndarray  # the source frame, downscaled grey (kept for a first step that skips frames)
     map_xy: np.ndarray | None = None  # None until the first frame after the source
     steps: int = 0
+    source_image: np.ndarray | None = None  # the source frame as given (its colours describe the target)
 
 
 @dataclass
@@ -93,6 +101,9 @@ class _Track:
     source_small: np.ndarray = field(default=None)  # bool h x w, the model's mask on its own frame
     looks_alike: float = 1.0  # fraction of the target's pixels that still look as on the model's frame
     peak_area: float = 0.0  # the target's largest mask over the answers so far
+    colours: TargetColours | None = None  # the target's colours on the model's frame (None: not found)
+    colour_visible: float = 1.0  # share of the carried mask whose colour still says target
+    carried: np.ndarray | None = None  # H x W bool, the model's mask moved by the flow alone (before sharpening)
 
 
 def _identity(height: int, width: int) -> np.ndarray:
@@ -109,6 +120,7 @@ class MaskTracker:
         self._refiner = cv2.DISOpticalFlow_create(config.preset)
         self._lock = threading.Lock()
         self._grey: np.ndarray | None = None  # newest frame, downscaled grey
+        self._image: np.ndarray | None = None  # newest frame as given (the colours sharpen masks on it)
         self._frame_id: object = None
         self._full_shape: tuple[int, int] | None = None
         self._grid: np.ndarray | None = None
@@ -143,7 +155,7 @@ class MaskTracker:
         """``image`` goes to the model: keep a chain from it so its answer can be brought to the newest frame."""
         grey = self._small_grey(image)
         with self._lock:
-            chain = _Chain(grey)
+            chain = _Chain(grey, source_image=image)
             if frame_id == self._frame_id:  # the tracker's newest frame itself
                 chain.map_xy = _identity(*grey.shape)
             self._pending = {frame_id: chain}  # one model call at a time per camera: older ones are never answered
@@ -154,6 +166,7 @@ class MaskTracker:
         with self._lock:
             if frame_id == self._frame_id and self._grey is not None:  # seen already
                 return [track.state for track in self._tracks]
+            self._image = image
             if self._grey is None or grey.shape != self._grey.shape or self._full_shape != image.shape[:2]:
                 self._start(grey, image.shape[:2], frame_id)
                 return [track.state for track in self._tracks]
@@ -229,12 +242,14 @@ class MaskTracker:
             return _Track(np.zeros(self._full_shape, np.float32), own, TrackedMask(empty, False, 0.0, TOO_SMALL, steps), 0.0)
         track = _Track(mask.astype(np.float32), own, TrackedMask(mask.copy(), True, 1.0, steps=steps), float(mask.sum()))
         track.source_small = self._to_small(mask)
+        track.colours = TargetColours(chain.source_image, mask) if chain.source_image is not None else None
         if steps:  # brought over the frames since the model's: the area it has now is the reference from here on
             radius = min(self.config.max_carried_shift_px, self.config.max_object_step_px * steps)
             self._correct_for_own_motion(track, self._warp_small(track), int(radius))
-            track.state.mask = self._warp(track)
-            track.expected_area = float(track.state.mask.sum())
-            if not track.state.mask.any():
+            track.carried = self._warp(track)
+            track.expected_area = float(track.carried.sum())
+            track.state.mask = self._sharpen(track, track.carried)
+            if not track.carried.any():
                 self._drop(track, LEFT_VIEW)
                 track.state.in_view = 0.0
         track.prev_small = self._to_small(track.state.mask)
@@ -250,10 +265,10 @@ class MaskTracker:
     def _continue_in_view(self, index: int, track: _Track) -> None:
         """A model answer of a target already partly out of the image starts with the in-view fraction it has then
         (against the largest this target was), so a target leaving across answers is still dropped in time."""
-        area = float(track.state.mask.sum())
+        mask = track.carried if track.carried is not None else track.state.mask
+        area = float(mask.sum())
         peak = max(self._peak_area.get(index, 0.0), area, float(track.anchor_mask.sum()))
         self._peak_area[index] = peak
-        mask = track.state.mask
         touches = mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
         track.peak_area = peak
         if track.state.found and touches and peak > 0:
@@ -341,12 +356,18 @@ class MaskTracker:
         visible = float(consistent.sum() / max(1, inside.sum()))
         state.confidence = (1 - config.confidence_smoothing) * state.confidence + config.confidence_smoothing * visible
         track.expected_area *= area_scale(xs[consistent], ys[consistent], dest_x[consistent], dest_y[consistent])
-        state.mask = self._warp(track)
-        area = float(state.mask.sum())
+        carried = self._warp(track)
+        area = float(carried.sum())
+        state.mask = carried
         self._in_view_from_area(track, area)
+        state.mask = self._sharpen(track, carried)
+        if track.colours is not None and track.colours.distinct and state.mask.any():
+            # The flow's consistency falls where an occluder's edge moves over the target (occlusion, decided by the
+            # colours above); the target's colours lying within the carried mask say the map itself still fits.
+            state.confidence = max(state.confidence, float((state.mask & carried).sum() / state.mask.sum()))
         if state.in_view < config.min_in_view or (area == 0 and not inside.all()):
             self._drop(track, LEFT_VIEW)
-        elif visible < config.min_visible or track.looks_alike < config.min_visible or area < config.min_area_ratio * track.expected_area * state.in_view:
+        elif self._hidden(track, visible, area):
             self._drop(track, OCCLUDED)
         elif state.confidence < config.min_confidence or area * config.min_area_ratio > max(track.expected_area, track.peak_area):
             # a mask that grew far beyond what its motion predicts has spread onto its surroundings
@@ -355,6 +376,22 @@ class MaskTracker:
             self._drop(track, TOO_SMALL)
         else:
             track.prev_small = self._to_small(state.mask)
+
+    def _hidden(self, track: _Track, flow_visible: float, area: float) -> bool:
+        """Whether too little of the target is visible: told by its colours where they set it apart from its
+        surroundings (an occluder has other colours), else by the flow (pixels that moved inconsistently, no longer
+        look as on the model's frame, or a mask that shrank against what its motion predicts)."""
+        config = self.config
+        if track.colours is not None and track.colours.distinct:
+            return track.colour_visible < config.min_visible
+        return (flow_visible < config.min_visible or track.looks_alike < config.min_visible
+                or area < config.min_area_ratio * track.expected_area * track.state.in_view)
+
+    def _sharpen(self, track: _Track, carried: np.ndarray) -> np.ndarray:
+        if track.colours is None or self._image is None:
+            return carried
+        mask, track.colour_visible = track.colours.sharpen(self._image, carried)
+        return mask
 
     def _drop(self, track: _Track, reason: str) -> None:
         track.state.found, track.state.reason = False, reason

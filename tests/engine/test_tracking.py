@@ -247,3 +247,26 @@ def test_an_answer_about_a_target_hidden_by_the_time_it_arrives_is_dropped():
         tracker.add_frame(image, step)
     [state] = tracker.anchor(0, [truth0])
     assert not state.found and state.reason == OCCLUDED and not state.mask.any()
+
+
+def test_a_coloured_target_keeps_its_visible_part_while_a_board_covers_it_then_is_dropped():
+    """The target's colours cut what a passing board hides (its depth there is the board's); once too little of it
+    is left, the track is dropped as occluded."""
+    background, _ = view()
+    image, mask = _plain_disc_on(background, (160.0, 120.0), radius=25)
+    tracker = anchored(image, mask)
+    partly_seen = []
+    for step in range(1, 40):
+        board_edge = 120 + 2 * step  # a white board slides in from the left, over the target
+        image, truth = _plain_disc_on(background, (160.0, 120.0), radius=25)
+        image[:, :board_edge] = 235
+        visible = truth.copy()
+        visible[:, :board_edge] = False
+        [state] = tracker.add_frame(image, step)
+        if not state.found:
+            break
+        assert not state.mask[:, :board_edge].any()  # nothing of the board is called the target
+        partly_seen.append(iou(state.mask, visible))
+    assert state.reason == OCCLUDED and not state.mask.any()
+    assert 0 < visible.sum() < 0.45 * truth.sum()  # dropped once most of it is hidden, before all of it is
+    assert len(partly_seen) >= 10 and min(partly_seen) > 0.85

@@ -1,0 +1,114 @@
+"""The target's colours against its surroundings, from the model's frame: sharpens a mask carried by motion alone.
+
+A mask moved by optical flow keeps the model's outline but not the target's: the flow is smooth across the target's
+edge, so over seconds the mask slides onto the table beside it and loses the part a passing object hides. The model's
+frame says which colours are the target's (under its mask) and which are its surroundings' (a ring around it); on a
+new frame, each pixel near the carried mask is the target's where its colour and the carried mask together say so.
+
+A colour histogram is the one appearance cue cheap enough for every frame on 2 CPU cores (well under a millisecond
+for a 640 x 480 frame's target region), and robust to the target turning or changing scale, which templates are not.
+Where the target's colours do not set it apart from its surroundings (a grey box on a grey table), nothing is
+sharpened and the carried mask stays as it is (``distinct`` False).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["ColourConfig", "TargetColours"]
+
+
+@dataclass(frozen=True)
+class ColourConfig:
+    bins: int = 16  # per RGB channel
+    ring_px: int = 30  # the surroundings: this far around the model's mask (full-resolution pixels)
+    band_px: int = 12  # a carried mask is sharpened at most this far in or out
+    prior_sigma_px: float = 6.0  # how far from the carried outline its say fades (Gaussian sigma)
+    prior_limit: float = 0.98  # the carried mask's say as a probability: never certain, so colour can overrule it
+    unseen_share: float = 0.3  # of the surroundings' colour model given to every colour alike
+    min_separation: float = 0.75  # on the model's own frame, at least this share of target and ring pixels must be
+    #                               told apart by colour, or the colours are not used
+
+
+def _codes(image: np.ndarray, bins: int) -> np.ndarray:
+    """H x W x 3 uint8 -> H x W histogram bin index."""
+    quantised = (image // (256 // bins)).astype(np.int32)
+    return (quantised[..., 0] * bins + quantised[..., 1]) * bins + quantised[..., 2]
+
+
+def _spread(histogram: np.ndarray, bins: int) -> np.ndarray:
+    """Each bin's count shared with its 26 neighbours: shading and sensor noise move a colour to the next bin."""
+    cube = np.pad(histogram.reshape(bins, bins, bins), 1)
+    out = np.zeros((bins, bins, bins), np.float32)
+    for dr in range(3):
+        for dg in range(3):
+            for db in range(3):
+                out += cube[dr:dr + bins, dg:dg + bins, db:db + bins]
+    return out.ravel() / 27
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 3 else np.dstack([image] * 3)
+
+
+class TargetColours:
+    """Log-likelihood ratio (target / surroundings) per colour bin, learned on the model's frame."""
+
+    def __init__(self, image: np.ndarray, mask: np.ndarray, config: ColourConfig = ColourConfig()) -> None:
+        self.config = config
+        codes = _codes(_rgb(image), config.bins)
+        size = 2 * config.ring_px + 1
+        ring = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))).astype(bool) & ~mask
+        # Told apart on pixels the histograms did not see (fitted on even rows, tested on odd ones): in-sample, a
+        # histogram with this many bins tells apart even a target cut from the table's own cloth.
+        even = np.zeros(mask.shape, bool)
+        even[::2] = True
+        held_out = self._log_ratio(codes[mask & even], codes[ring & even])
+        target_says, around_says = held_out[codes[mask & ~even]] > 0, held_out[codes[ring & ~even]] < 0
+        self.separation = float(np.concatenate([target_says, around_says]).mean()) if target_says.size and around_says.size else 0.0
+        self.distinct = self.separation >= config.min_separation
+        self.log_ratio = self._log_ratio(codes[mask], codes[ring])
+        self._target_share = float((self.log_ratio[codes[mask]] > 0).mean()) if mask.any() else 0.0
+
+    def _log_ratio(self, target_codes: np.ndarray, around_codes: np.ndarray) -> np.ndarray:
+        bins = self.config.bins
+        target = _spread(np.bincount(target_codes, minlength=bins**3).astype(np.float32), bins)
+        around = _spread(np.bincount(around_codes, minlength=bins**3).astype(np.float32), bins)
+        # The whole target is seen, its surroundings only in part: a colour the target never showed is more likely
+        # something else (an occluder, a part of the scene not in the ring), so the surroundings get a uniform share.
+        target = (target + 1e-3) / (target.sum() + 1e-3 * bins**3)
+        around = (1 - self.config.unseen_share) * around / max(float(around.sum()), 1.0) + self.config.unseen_share / bins**3
+        return np.log(target / around).astype(np.float32)
+
+    def sharpen(self, image: np.ndarray, carried: np.ndarray) -> tuple[np.ndarray, float]:
+        """(mask, visible): ``carried`` (H x W bool) with each pixel within ``band_px`` of its outline decided by its
+        colour in ``image`` as well, and the share of ``carried`` whose colour still says target (1.0 when the
+        colours are not ``distinct``). Only the parts connected to the carried mask's core are kept: a like-coloured
+        object nearby is not taken in."""
+        config = self.config
+        if not self.distinct or not carried.any():
+            return carried, 1.0
+        height, width = carried.shape
+        x, y, w, h = cv2.boundingRect(carried.astype(np.uint8))
+        pad = 2 * config.band_px
+        x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(width, x + w + pad), min(height, y + h + pad)
+        region = carried[y0:y1, x0:x1].astype(np.uint8)
+        prior = np.clip(cv2.GaussianBlur(region.astype(np.float32), (0, 0), config.prior_sigma_px),
+                        1 - config.prior_limit, config.prior_limit)
+        colour_says = self.log_ratio[_codes(_rgb(image)[y0:y1, x0:x1], config.bins)]
+        evidence = np.log(prior / (1 - prior)) + colour_says
+        size = 2 * config.band_px + 1
+        near = cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+        sharp = ((evidence > 0) & (near > 0)).astype(np.uint8)
+        sharp = cv2.morphologyEx(sharp, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # lone pixels of a like colour
+        count, labels = cv2.connectedComponents(sharp)
+        core = cv2.erode(region, np.ones((5, 5), np.uint8)).astype(bool)
+        keep = np.unique(labels[core & (labels > 0)])
+        mask = np.zeros_like(carried)
+        mask[y0:y1, x0:x1] = np.isin(labels, keep) & (labels > 0) if count > 1 else False
+        # the carried pixels whose colour alone says target, against the same share on the model's frame: how much of
+        # the target is still visible (something in front of it has other colours)
+        visible = min(1.0, float((colour_says > 0)[region > 0].mean()) / max(self._target_share, 1e-6))
+        return mask, visible
