@@ -56,6 +56,8 @@ class TrackerConfig:
     min_in_view: float = 0.4  # drop when less than this fraction of the target is still inside the image
     min_visible: float = 0.4  # drop when less than this fraction of the target moved consistently in one step
     min_area_ratio: float = 0.45  # drop when the mask is this much smaller than its own motion predicts
+    max_growth: float = 1.5  # a mask grown by its colours past the carried one stays below this times the target's
+    #                           largest area (else only the carried mask is sharpened)
     min_area_px: int = 16  # masks smaller than this (full-resolution pixels) are not tracked
     refine_to_source: bool = True  # re-measure each chain against its source frame (no drift; one more flow)
     refine_every: int = 3  # ... every this many frames (the drift of a few composed steps is tiny; the flow is not free)
@@ -102,7 +104,8 @@ class _Track:
     looks_alike: float = 1.0  # fraction of the target's pixels that still look as on the model's frame
     peak_area: float = 0.0  # the target's largest mask over the answers so far
     colours: TargetColours | None = None  # the target's colours on the model's frame (None: not found)
-    colour_visible: float = 1.0  # share of the carried mask whose colour still says target
+    colour_visible: float = 1.0  # share of the target still visible, as its colours tell (see _sharpen)
+    largest_seen: float = 0.0  # the largest sharpened mask since the model's answer (full-resolution pixels)
     carried: np.ndarray | None = None  # H x W bool, the model's mask moved by the flow alone (before sharpening)
 
 
@@ -358,9 +361,10 @@ class MaskTracker:
         track.expected_area *= area_scale(xs[consistent], ys[consistent], dest_x[consistent], dest_y[consistent])
         carried = self._warp(track)
         area = float(carried.sum())
+        previous = state.mask
         state.mask = carried
         self._in_view_from_area(track, area)
-        state.mask = self._sharpen(track, carried)
+        state.mask = self._sharpen(track, carried, self._moved(previous, moved[consistent], own))
         if track.colours is not None and track.colours.distinct and state.mask.any():
             # The flow's consistency falls where an occluder's edge moves over the target (occlusion, decided by the
             # colours above); the target's colours lying within the carried mask say the map itself still fits.
@@ -387,11 +391,31 @@ class MaskTracker:
         return (flow_visible < config.min_visible or track.looks_alike < config.min_visible
                 or area < config.min_area_ratio * track.expected_area * track.state.in_view)
 
-    def _sharpen(self, track: _Track, carried: np.ndarray) -> np.ndarray:
+    def _sharpen(self, track: _Track, carried: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+        """``carried`` sharpened by the target's colours. With ``previous`` (the last published mask moved one step),
+        the mask may grow past what the model saw, a band a frame: a target the model saw partly hidden emerges."""
         if track.colours is None or self._image is None:
             return carried
-        mask, track.colour_visible = track.colours.sharpen(self._image, carried)
+        mask, colour_share = track.colours.sharpen(self._image, carried)
+        if previous is not None and previous.any() and track.colours.distinct:
+            grown, _ = track.colours.sharpen(self._image, carried | previous)
+            if grown.sum() <= self.config.max_growth * max(float(carried.sum()), track.peak_area):
+                mask = grown
+        # Two views of how much is visible, each low in its own failure: the share of the carried mask with the
+        # target's colours (low where an occluder's edge dragged the carried mask onto itself), and the sharpened
+        # mask against the largest it was since the answer (low where the target shrinks as the camera backs away).
+        area = float(mask.sum())
+        track.largest_seen = max(track.largest_seen, area)
+        track.colour_visible = max(colour_share, area / track.largest_seen if track.largest_seen else 0.0)
         return mask
+
+    def _moved(self, mask: np.ndarray, steps: np.ndarray, own: np.ndarray) -> np.ndarray | None:
+        """``mask`` shifted by the median flow step of the target's consistent pixels (flow pixels, ``own`` added)."""
+        if not mask.any() or len(steps) == 0:
+            return None
+        dx, dy = (np.median(steps, axis=0) + own) * (self._full_shape[1] / self._grey.shape[1])
+        return cv2.warpAffine(mask.astype(np.uint8), np.float32([[1, 0, dx], [0, 1, dy]]), mask.shape[::-1],
+                              flags=cv2.INTER_NEAREST).astype(bool)
 
     def _drop(self, track: _Track, reason: str) -> None:
         track.state.found, track.state.reason = False, reason
