@@ -28,6 +28,8 @@ class ColourConfig:
     prior_sigma_px: float = 6.0  # how far from the carried outline its say fades (Gaussian sigma)
     prior_limit: float = 0.98  # the carried mask's say as a probability: never certain, so colour can overrule it
     unseen_share: float = 0.3  # of the surroundings' colour model given to every colour alike
+    relocate_below: float = 0.4  # a carried mask with less of it on the target's colours is looked for nearby
+    min_relocation_gain: float = 0.2  # ... and moved only where this much more of it lands on them
     min_separation: float = 0.75  # on the model's own frame, at least this share of target and ring pixels must be
     #                               told apart by colour, or the colours are not used
 
@@ -112,3 +114,31 @@ class TargetColours:
         # the target is still visible (something in front of it has other colours)
         visible = min(1.0, float((colour_says > 0)[region > 0].mean()) / max(self._target_share, 1e-6))
         return mask, visible
+
+    def relocate(self, image: np.ndarray, carried: np.ndarray, radius: int) -> tuple[int, int] | None:
+        """(dx, dy) that moves ``carried`` onto the target's colours in ``image``, searched within ``radius`` pixels;
+        None where the colours are not ``distinct``, where ``carried`` still lies mostly on them (a target half hidden
+        stays where it is: a like-coloured object nearby would cover more) or no place is clearly better.
+
+        The carried mask's shape slid over the map of pixels whose colour says target (OpenCV template matching):
+        the place covering most such pixels wins, and of places nearly as good the nearest, so a target half hidden
+        behind something is not dragged to wherever a like-coloured surface is largest."""
+        if not self.distinct or not carried.any() or radius < 1:
+            return None
+        height, width = carried.shape
+        x, y, w, h = cv2.boundingRect(carried.astype(np.uint8))
+        x0, y0 = max(0, x - radius), max(0, y - radius)
+        x1, y1 = min(width, x + w + radius), min(height, y + h + radius)
+        if x1 - x0 <= w or y1 - y0 <= h:
+            return None
+        says = (self.log_ratio[_codes(_rgb(image)[y0:y1, x0:x1], self.config.bins)] > 0).astype(np.float32)
+        shape = carried[y:y + h, x:x + w].astype(np.float32)
+        cover = cv2.matchTemplate(says, shape, cv2.TM_CCORR) / float(shape.sum())  # share of the shape on target colours
+        here = cover[y - y0, x - x0]
+        best = float(cover.max())
+        if here >= self.config.relocate_below or best < here + self.config.min_relocation_gain:
+            return None
+        ys, xs = np.nonzero(cover >= best - 0.02)
+        nearest = int(np.argmin(np.hypot(xs - (x - x0), ys - (y - y0))))
+        return int(xs[nearest] - (x - x0)), int(ys[nearest] - (y - y0))
+

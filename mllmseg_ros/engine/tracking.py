@@ -106,6 +106,7 @@ class _Track:
     colours: TargetColours | None = None  # the target's colours on the model's frame (None: not found)
     colour_visible: float = 1.0  # share of the target still visible, as its colours tell (see _sharpen)
     largest_seen: float = 0.0  # the largest sharpened mask since the model's answer (full-resolution pixels)
+    colour_share: float = 1.0  # share of the carried mask with the target's colours, on the newest frame
     carried: np.ndarray | None = None  # H x W bool, the model's mask moved by the flow alone (before sharpening)
 
 
@@ -249,7 +250,7 @@ class MaskTracker:
         if steps:  # brought over the frames since the model's: the area it has now is the reference from here on
             radius = min(self.config.max_carried_shift_px, self.config.max_object_step_px * steps)
             self._correct_for_own_motion(track, self._warp_small(track), int(radius))
-            track.carried = self._warp(track)
+            track.carried = self._relocate(track, self._warp(track), radius)
             track.expected_area = float(track.carried.sum())
             track.state.mask = self._sharpen(track, track.carried)
             if not track.carried.any():
@@ -365,6 +366,12 @@ class MaskTracker:
         state.mask = carried
         self._in_view_from_area(track, area)
         state.mask = self._sharpen(track, carried, self._moved(previous, moved[consistent], own))
+        if track.colours is not None and track.colour_share < track.colours.config.relocate_below:
+            # slid off the target's colours: look for them nearby
+            relocated = self._relocate(track, carried, 2 * config.max_object_step_px)
+            if relocated is not carried:
+                carried, area = relocated, float(relocated.sum())
+                state.mask = self._sharpen(track, carried)
         if track.colours is not None and track.colours.distinct and state.mask.any():
             # The flow's consistency falls where an occluder's edge moves over the target (occlusion, decided by the
             # colours above); the target's colours lying within the carried mask say the map itself still fits.
@@ -397,6 +404,7 @@ class MaskTracker:
         if track.colours is None or self._image is None:
             return carried
         mask, colour_share = track.colours.sharpen(self._image, carried)
+        track.colour_share = colour_share
         if previous is not None and previous.any() and track.colours.distinct:
             grown, _ = track.colours.sharpen(self._image, carried | previous)
             if grown.sum() <= self.config.max_growth * max(float(carried.sum()), track.peak_area):
@@ -408,6 +416,20 @@ class MaskTracker:
         track.largest_seen = max(track.largest_seen, area)
         track.colour_visible = max(colour_share, area / track.largest_seen if track.largest_seen else 0.0)
         return mask
+
+    def _relocate(self, track: _Track, carried: np.ndarray, radius_small: float) -> np.ndarray:
+        """``carried`` moved onto the target's colours when it has slid off them (``TargetColours.relocate``), and the
+        target's map with it, so the next frames start from there."""
+        if track.colours is None or self._image is None:
+            return carried
+        to_small = self._grey.shape[1] / self._full_shape[1]
+        shift = track.colours.relocate(self._image, carried, int(round(radius_small / to_small)))
+        if shift is None:
+            return carried
+        delta = np.float32(shift) * np.float32([self._grey.shape[1] / self._full_shape[1], self._grey.shape[0] / self._full_shape[0]])
+        track.chain.map_xy = cv2.remap(track.chain.map_xy, self._grid - delta, None, cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REPLICATE)  # new pixel x maps where x - delta mapped
+        return self._warp(track)
 
     def _moved(self, mask: np.ndarray, steps: np.ndarray, own: np.ndarray) -> np.ndarray | None:
         """``mask`` shifted by the median flow step of the target's consistent pixels (flow pixels, ``own`` added)."""

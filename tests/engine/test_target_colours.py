@@ -79,3 +79,29 @@ def test_grey_frames_work_too():
     colours = TargetColours(grey, truth)
     mask, _ = colours.sharpen(grey, shifted(truth, 5, 0))
     assert mask.shape == truth.shape and iou(mask, truth) > 0.8
+
+
+def test_relocate_finds_the_target_a_carried_mask_slid_off():
+    colours = TargetColours(*scene((120, 120)))
+    image, truth = scene((150, 110))
+    carried = shifted(truth, -40, 10)  # the flow lost it: only a sliver of the carried mask is on the target
+    dx, dy = colours.relocate(image, carried, radius=50)
+    assert abs(dx - 40) <= 1 and abs(dy + 10) <= 1, (dx, dy)
+    assert colours.relocate(image, truth, radius=50) is None  # already on it: stays
+
+
+def test_relocate_keeps_a_half_hidden_target_where_it_is():
+    """Of places about as good, the nearest: a board over half the target does not send the mask to a like-coloured
+    object nearby."""
+    colours = TargetColours(*scene((120, 120)))
+    image, truth = scene((120, 120))
+    other, other_mask = scene((200, 120))  # a second blue disc, in the search window
+    image[other_mask] = other[other_mask]
+    image[:, :118] = (235, 235, 235)
+    assert colours.relocate(image, truth, radius=90) is None
+
+
+def test_relocate_changes_nothing_when_the_colours_are_not_distinct():
+    _, truth = scene((120, 120))
+    cloth = RNG.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    assert TargetColours(cloth, truth).relocate(cloth, shifted(truth, 10, 0), radius=30) is None

@@ -270,3 +270,14 @@ def test_a_coloured_target_keeps_its_visible_part_while_a_board_covers_it_then_i
     assert state.reason == OCCLUDED and not state.mask.any()
     assert 0 < visible.sum() < 0.45 * truth.sum()  # dropped once most of it is hidden, before all of it is
     assert len(partly_seen) >= 10 and min(partly_seen) > 0.85
+
+
+def test_a_coloured_object_faster_than_the_flow_and_its_own_search_is_found_again_by_its_colours():
+    background, _ = view()
+    image, mask = _plain_disc_on(background, (60.0, 120.0), radius=14)
+    tracker = anchored(image, mask)
+    for step in range(1, 15):
+        image, truth = _plain_disc_on(background, (60.0 + 11.0 * step, 120.0), radius=14)  # 11 px a frame
+        [state] = tracker.add_frame(image, step)
+        assert state.found, (step, state.reason)
+    assert iou(state.mask, truth) > 0.9, iou(state.mask, truth)
