@@ -141,33 +141,33 @@ def mask_of(segmentation) -> np.ndarray:
 def score(sequence: dict, run: dict, min_in_view: float) -> dict:
     """Per-frame IoU and 3D error of the tracked results and of repeating the last model answer."""
     fps, frames = sequence["fps"], sequence["frames"]
-    tracked: dict[int, object] = {}
+    # Per frame, the first tracked result the node published for it and, as the baseline, the last model answer it had
+    # published before that one (what a planner holds at that moment without tracking). Both are compared on the
+    # same frames, at the same moment.
+    tracked: dict[int, tuple[int, object]] = {}  # frame -> (order received, segmentation)
     model_answers: list[tuple[int, int, object]] = []  # (order received, frame, segmentation)
     for order, array in enumerate(run["arrays"]):
         [segmentation] = array.segmentations
         index = frame_of(array, fps)
         if segmentation.source == segmentation.SOURCE_MODEL:
             model_answers.append((order, index, segmentation))
-            tracked.setdefault(index, segmentation)  # the model's own answer is the newest result for its frame
         else:
-            tracked[index] = segmentation
+            tracked.setdefault(index, (order, segmentation))
     rows = []
-    answered_frames = [index for _, index, _ in model_answers]
+    answered_frames = {index for _, index, _ in model_answers}
     for index, frame in enumerate(frames):
-        if not frame["mask"].any():
+        if not frame["mask"].any() or index not in tracked or index in answered_frames:
             continue
-        # baseline: the last model answer for a frame before this one (what the node publishes without tracking)
-        earlier = [(i, s) for _, i, s in model_answers if i < index]
+        order, s = tracked[index]
+        earlier = [answer for answer_order, _, answer in model_answers if answer_order < order]
+        if not earlier:
+            continue
         row = {"frame": index, "in_view": frame["in_view"]}
-        if earlier and index not in answered_frames:
-            i, s = max(earlier, key=lambda item: item[0])
-            row["baseline_iou"] = mask_iou(mask_of(s), frame["mask"])
-            row["baseline_3d"] = _error(s, frame["truth_3d"])
-        s = tracked.get(index)
-        if s is not None and s.source == s.SOURCE_TRACKED and earlier:
-            row["tracked_iou"] = mask_iou(mask_of(s), frame["mask"]) if s.found else 0.0
-            row["tracked_3d"] = _error(s, frame["truth_3d"]) if s.found else None
-            row["status"] = s.track_status
+        row["baseline_iou"] = mask_iou(mask_of(earlier[-1]), frame["mask"]) if earlier[-1].found else 0.0
+        row["baseline_3d"] = _error(earlier[-1], frame["truth_3d"])
+        row["tracked_iou"] = mask_iou(mask_of(s), frame["mask"]) if s.found else 0.0
+        row["tracked_3d"] = _error(s, frame["truth_3d"]) if s.found else None
+        row["status"] = s.track_status
         rows.append(row)
     both = [r for r in rows if "tracked_iou" in r and "baseline_iou" in r]
     summary = {
@@ -180,8 +180,8 @@ def score(sequence: dict, run: dict, min_in_view: float) -> dict:
     }
     left = next((i for i, f in enumerate(frames) if f["in_view"] < min_in_view and i > 0), None)
     if left is not None:
-        drops = sorted(i for i, s in tracked.items() if s.source == s.SOURCE_TRACKED and not s.found and s.track_status == "left the view")
-        later_found = sorted(i for i, s in tracked.items() if s.found and i > left + 3 and frames[i]["in_view"] < min_in_view * 0.5)
+        drops = sorted(i for i, (_, s) in tracked.items() if not s.found and s.track_status == "left the view")
+        later_found = sorted(i for i, (_, s) in tracked.items() if s.found and i > left + 3 and frames[i]["in_view"] < min_in_view * 0.5)
         summary["left_view_frame"] = left
         summary["frames_to_drop"] = (drops[0] - left) if drops else None
         summary["found_after_leaving"] = len(later_found)  # tracked "found" on frames where the target is mostly gone
