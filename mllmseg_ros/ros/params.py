@@ -56,9 +56,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "long before it (never with an older one)", runtime=True, float_range=(0.0, 60.0)),
     ParameterSpec("centroid_of_largest_component", False, "centroid of the mask's largest connected part",
                   runtime=True),
-    ParameterSpec("tracking", "off", "carry the last model answer to each new camera frame by optical flow between "
-                  "answers (source = tracked; experimental, below its quality targets: benchmarks/README.md); auto = "
-                  "while the model answers slower than the camera sends frames",
+    ParameterSpec("tracking", "auto", "carry the last model answer to each new camera frame between answers (optical "
+                  "flow, sharpened by the target's colours; source = tracked); auto = while the model answers slower "
+                  "than the camera sends frames",
                   runtime=True, choices=TRACKING_CHOICES),
     ParameterSpec("track_rate_hz", 0.0, "at most this many tracked results per second per camera (0 = every frame)",
                   runtime=True, float_range=(0.0, 1000.0)),

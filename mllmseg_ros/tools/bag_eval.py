@@ -17,6 +17,8 @@ from ..engine.postprocess import mask_iou
 from ..ros.conversions import image_to_rgb, mask_from_mono8, stamp_ns
 from .bags import BagError, message_class, open_bag, play
 
+MODEL, TRACKED = "model", "tracked"  # the sources of the node's results (Segmentation.source)
+
 
 @dataclass
 class TargetScore:
@@ -77,7 +79,13 @@ def score(ground_truth: dict[int, object], answers: dict[int, object]) -> list[T
     return list(scores.values())
 
 
-def evaluate_bag(
+def evaluate_bag(bag: str | Path, model_path: str | Path, ground_truth_topic: str = "/ground_truth", **options) -> list[TargetScore]:
+    """Run the node in this process on the bag's images/commands and score the model's answers (options: those of
+    ``evaluate_bag_by_source``). rclpy must be initialised by the caller."""
+    return evaluate_bag_by_source(bag, model_path, ground_truth_topic, **options)[MODEL]
+
+
+def evaluate_bag_by_source(
     bag: str | Path,
     model_path: str | Path,
     ground_truth_topic: str = "/ground_truth",
@@ -86,10 +94,13 @@ def evaluate_bag(
     node_parameters: dict | None = None,
     settle_s: float = 30.0,
     overlay_dir: str | Path | None = None,
-) -> list[TargetScore]:
+    answer_delay_s: float = 0.0,
+) -> dict[str, list[TargetScore]]:
     """Run the node in this process on the bag's images/commands (topics ``image``, ``depth``, ``camera_info``,
-    ``command`` after ``remap``) and score its answers. With ``overlay_dir``, the node's overlay images are saved
-    there as ``<stamp>.png``. rclpy must be initialised by the caller."""
+    ``command`` after ``remap``) and score its answers: ``MODEL`` the model's own, ``TRACKED`` those carried between
+    answers (node parameter ``tracking``). With ``overlay_dir``, the node's overlay images are saved there as
+    ``<stamp>.png``. ``answer_delay_s`` holds each model answer back that long, as a slower model or machine would
+    (the demo model answers in tens of milliseconds on a CPU). rclpy must be initialised by the caller."""
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -101,12 +112,13 @@ def evaluate_bag(
     truth = read_ground_truth(bag, ground_truth_topic)
     parameters = {"model_path": str(model_path), "image_qos": "reliable", "no_image_warn_s": 0.0, **(node_parameters or {})}
     node = MLLMSegNode(parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()])
-    answers: dict[int, object] = {}
+    answers: dict[str, dict[int, object]] = {MODEL: {}, TRACKED: {}}
     lock = threading.Lock()
 
     def on_answer(msg) -> None:
+        tracked = bool(msg.segmentations) and msg.segmentations[0].source == msg.segmentations[0].SOURCE_TRACKED
         with lock:
-            answers[stamp_ns(msg.header)] = msg
+            answers[TRACKED if tracked else MODEL][stamp_ns(msg.header)] = msg
 
     from rclpy import create_node
 
@@ -134,6 +146,8 @@ def evaluate_bag(
         node.trigger_configure()
         if node.settings is None:
             raise BagError(f"the node could not load the model from {model_path}")
+        if answer_delay_s > 0:
+            _hold_back(node.segmenter, answer_delay_s)
         node.trigger_activate()
         topics = [t for t in _bag_topics(bag) if t != ground_truth_topic]
         play(bag, rate=rate, remap=remap, topics=topics, wait_for_subscribers=10.0)
@@ -148,7 +162,17 @@ def evaluate_bag(
         node.destroy_node()
         listener.destroy_node()
     with lock:
-        return score(truth, dict(answers))
+        return {source: score(truth, dict(found)) for source, found in answers.items()}
+
+
+def _hold_back(segmenter, delay_s: float) -> None:
+    answer = segmenter.segment_batch
+
+    def held_back(*args, **kwargs):
+        time.sleep(delay_s)
+        return answer(*args, **kwargs)
+
+    segmenter.segment_batch = held_back
 
 
 def _bag_topics(bag: Path) -> list[str]:

@@ -159,8 +159,8 @@ def cmd_bag_eval(args: argparse.Namespace) -> int:
         raise UserError(f"model folder not found: {args.model}")
     check_device(args.device)
     with ros_session():
-        scores = evaluate_bag(args.bag, args.model, args.ground_truth, parse_remap(args.remap), args.rate,
-                              {"device": args.device, "dtype": args.dtype, "threshold": args.threshold})
+        scores = evaluate_bag(args.bag, args.model, args.ground_truth, remap=parse_remap(args.remap), rate=args.rate,
+                              node_parameters={"device": args.device, "dtype": args.dtype, "threshold": args.threshold})
     rows = [entry.row() for entry in scores]
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

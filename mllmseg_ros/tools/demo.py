@@ -4,15 +4,20 @@
    and ground truth) that ``ros2 bag play`` could also replay;
 2. starts ``mllmseg_node`` with the demo model (in this process) and replays the bag into it;
 3. writes the node's overlay images and an animated GIF, and prints per command: the expression used, found or not,
-   IoU against the ground truth, 3D centroid error in mm and latency.
+   IoU against the ground truth, 3D centroid error in mm and latency;
+4. replays a short moving-camera sequence (15 fps) with each model answer held back ``MOTION_ANSWER_DELAY_S``, as a
+   1B model on a CPU or a small Jetson answers, and prints the model's answers against the tracked results the node
+   publishes for the frames in between.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..data.scene_motion import make_motion_sequence
 from ..data.scenes import make_scene
 from ..engine.depth import PinholeIntrinsics, centroid_3d, depth_to_metres
 from ..engine.commands import normalize_command
@@ -23,14 +28,52 @@ DEMO_SEEDS = 9_000_000  # held out: training uses seeds below 1,000,000
 FRAME_PERIOD_NS = 1_500_000_000
 
 
-def write_demo_bag(path: Path, scenes: int, seed: int = DEMO_SEEDS, storage: str = "mcap") -> int:
-    """A bag with one scene per ``FRAME_PERIOD_NS``: the command first, then image, depth, camera_info, truth."""
+MOTION_SECONDS = 4.0
+MOTION_FPS = 15.0
+MOTION_ANSWER_DELAY_S = 1.0
+TOPIC_REMAP = {"/camera/color/image_raw": "/image", "/camera/depth/image_rect_raw": "/depth",
+               "/camera/color/camera_info": "/camera_info"}
+
+
+def _frame_messages(t: int, image_rgb: np.ndarray, depth_mm: np.ndarray, k: list[float], command: str, mask: np.ndarray,
+                    found: bool) -> list[tuple]:
+    """One camera frame at ``t`` ns: camera_info and depth just before the image, and the ground truth."""
     from geometry_msgs.msg import Point
     from sensor_msgs.msg import CameraInfo
-    from std_msgs.msg import Header, String
+    from std_msgs.msg import Header
 
     from ..msg import Segmentation, SegmentationArray
     from ..ros.conversions import depth_mm_image, mono8_image, rgb_image
+
+    height, width = mask.shape
+    image = rgb_image(image_rgb, Header())
+    image.header.stamp.sec, image.header.stamp.nanosec = divmod(t, 10**9)
+    image.header.frame_id = "camera_color_optical_frame"
+    info = CameraInfo(header=image.header, width=width, height=height, k=k, distortion_model="plumb_bob", d=[0.0] * 5)
+    truth = SegmentationArray(header=image.header, command=command)
+    located = centroid_3d(mask, mask_geometry(mask).centroid, depth_to_metres(depth_mm),
+                          PinholeIntrinsics.from_k(k, width, height))
+    truth.segmentations.append(Segmentation(
+        expression=normalize_command(command)[0], found=found, mask=mono8_image(mask, image.header),
+        centroid_3d=Point(**dict(zip("xyz", located.point))) if located.point else Point(),
+        centroid_3d_valid=located.point is not None,
+    ))
+    return [
+        ("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", info, t - 1),
+        ("/camera/depth/image_rect_raw", "sensor_msgs/msg/Image", depth_mm_image(depth_mm, image.header), t - 1),
+        ("/camera/color/image_raw", "sensor_msgs/msg/Image", image, t),
+        ("/ground_truth", "mllmseg_ros/msg/SegmentationArray", truth, t),
+    ]
+
+
+def _command_message(command: str, t: int) -> tuple:
+    from std_msgs.msg import String
+
+    return ("/command", "std_msgs/msg/String", String(data=command), t)
+
+
+def write_demo_bag(path: Path, scenes: int, seed: int = DEMO_SEEDS, storage: str = "mcap") -> int:
+    """A bag with one scene per ``FRAME_PERIOD_NS``: the command first, then image, depth, camera_info, truth."""
     from .bags import write_bag
 
     rng = np.random.default_rng(seed)
@@ -39,31 +82,27 @@ def write_demo_bag(path: Path, scenes: int, seed: int = DEMO_SEEDS, storage: str
         scene = make_scene(seed + index)
         expression = scene.expressions[int(rng.integers(len(scene.expressions)))]
         t = (index + 1) * FRAME_PERIOD_NS
-        image = rgb_image(scene.image, Header())
-        image.header.stamp.sec, image.header.stamp.nanosec = divmod(t, 10**9)
-        image.header.frame_id = "camera_color_optical_frame"
-        depth = depth_mm_image(scene.depth_mm, image.header)
-        camera = scene.camera
-        info = CameraInfo(header=image.header, width=camera.width, height=camera.height, k=camera.k,
-                          distortion_model="plumb_bob", d=[0.0] * 5)
-        mask = scene.target_mask(expression)
-        truth = SegmentationArray(header=image.header, command=expression.command)
-        located = centroid_3d(mask, mask_geometry(mask).centroid, depth_to_metres(scene.depth_mm),
-                              PinholeIntrinsics.from_k(camera.k, camera.width, camera.height))
-        truth.segmentations.append(Segmentation(
-            expression=normalize_command(expression.command)[0], found=expression.target is not None,
-            mask=mono8_image(mask, image.header),
-            centroid_3d=Point(**dict(zip("xyz", located.point))) if located.point else Point(),
-            centroid_3d_valid=located.point is not None,
-        ))
-        messages += [
-            ("/command", "std_msgs/msg/String", String(data=expression.command), t - 200_000_000),
-            ("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", info, t - 1),
-            ("/camera/depth/image_rect_raw", "sensor_msgs/msg/Image", depth, t - 1),
-            ("/camera/color/image_raw", "sensor_msgs/msg/Image", image, t),
-            ("/ground_truth", "mllmseg_ros/msg/SegmentationArray", truth, t),
-        ]
+        messages.append(_command_message(expression.command, t - 200_000_000))
+        messages += _frame_messages(t, scene.image, scene.depth_mm, scene.camera.k, expression.command,
+                                    scene.target_mask(expression), expression.target is not None)
     return write_bag(path, messages, storage)
+
+
+def write_motion_bag(path: Path, seed: int = DEMO_SEEDS, kind: str = "sideways", seconds: float = MOTION_SECONDS,
+                     fps: float = MOTION_FPS, storage: str = "mcap") -> tuple[int, str]:
+    """A bag of a moving-camera sequence (``data/scene_motion.py``) at ``fps``: "pick up <the target>", then every
+    frame with its ground truth. Returns (message count, command)."""
+    from .bags import write_bag
+
+    sequence = make_motion_sequence(seed, kind, seconds=seconds, fps=fps)
+    command = f"pick up {sequence.expression}"
+    start = FRAME_PERIOD_NS
+    messages = [_command_message(command, start - 200_000_000)]
+    for frame in sequence.frames():
+        mask = frame.masks[sequence.target]
+        messages += _frame_messages(start + round(frame.time_s * 1e9), frame.image, frame.depth_mm, sequence.k, command,
+                                    mask, bool(mask.any()))
+    return write_bag(path, messages, storage), command
 
 
 def write_gif(frames_dir: Path, target: Path, frame_ms: int = 1200) -> Path | None:
@@ -91,11 +130,9 @@ def run_demo(out_dir: Path, scenes: int = 8, model_dir: Path = DEMO_MODEL) -> in
         shutil.rmtree(bag)
     count = write_demo_bag(bag, scenes)
     print(f"wrote {bag} ({count} messages, {scenes} scenes; replay it on a robot with `ros2 bag play {bag}`)")
-    remap = {"/camera/color/image_raw": "/image", "/camera/depth/image_rect_raw": "/depth",
-             "/camera/color/camera_info": "/camera_info"}
     overlays = out_dir / "overlays"
     with ros_session():
-        scores = evaluate_bag(bag, model_dir, remap=remap, overlay_dir=overlays,
+        scores = evaluate_bag(bag, model_dir, remap=TOPIC_REMAP, overlay_dir=overlays,
                               # The small demo model leaves stray pixels away from the object now and then; the
                               # largest connected part's centroid ignores them (README "The demo model").
                               node_parameters={"mode": "continuous", "publish_markers": False,
@@ -106,5 +143,30 @@ def run_demo(out_dir: Path, scenes: int = 8, model_dir: Path = DEMO_MODEL) -> in
     ious = [r["mean_iou"] for r in rows if r["mean_iou"] is not None]
     found = [r["found_accuracy"] for r in rows if r["found_accuracy"] is not None]
     print(f"mean IoU {np.mean(ious):.3f} on present targets, found/not-found accuracy {np.mean(found):.2f}; "
-          f"overlays in {overlays}" + (f", animation {gif}" if gif else "") + f"; {time.perf_counter() - start:.0f} s")
+          f"overlays in {overlays}" + (f", animation {gif}" if gif else ""))
+    motion = run_motion_demo(out_dir / "demo_motion_bag", model_dir)
+    report = {"scenes": rows, "moving_camera": {source: [s.row() for s in scores] for source, scores in motion.items()}}
+    (out_dir / "scores.json").write_text(json.dumps(report, indent=1))
+    print(f"demo done in {time.perf_counter() - start:.0f} s; scores in {out_dir / 'scores.json'}")
     return 0
+
+
+def run_motion_demo(bag: Path, model_dir: Path, answer_delay_s: float = MOTION_ANSWER_DELAY_S) -> dict:
+    """The moving-camera part (step 4 above); returns the scores by source."""
+    from .bag_eval import MODEL, TRACKED, evaluate_bag_by_source, format_scores
+    from .bags import ros_session
+
+    if bag.exists():
+        import shutil
+
+        shutil.rmtree(bag)
+    count, command = write_motion_bag(bag)
+    print(f"\nmoving camera: wrote {bag} ({count} messages, {MOTION_SECONDS:g} s at {MOTION_FPS:g} fps); each model answer "
+          f"held back {answer_delay_s:g} s, as a slower model or machine answers; tracking on")
+    with ros_session():
+        scores = evaluate_bag_by_source(bag, model_dir, remap=TOPIC_REMAP, answer_delay_s=answer_delay_s,
+                                        node_parameters={"mode": "continuous", "publish_markers": False,
+                                                         "tracking": "on", "centroid_of_largest_component": True})
+    for source, title in ((MODEL, "model answers"), (TRACKED, "tracked between model answers")):
+        print(f"{title}:\n{format_scores(scores[source])}")
+    return scores

@@ -187,8 +187,9 @@ def test_once_mode_never_tracks(ros, make_node, seg_checkpoint):
     assert len(model) == 1 and tracked == []
 
 
-def test_auto_tracks_a_model_slower_than_the_camera_only(ros, make_node, seg_checkpoint):
-    node, driver, answered = started(ros, make_node, seg_checkpoint, delay_s=0.0, tracking="auto")
+def test_by_default_a_model_slower_than_the_camera_only_is_tracked(ros, make_node, seg_checkpoint):
+    node, driver, answered = started(ros, make_node, seg_checkpoint, delay_s=0.0)
+    assert node.settings.tracking == "auto"
     play(driver, range(40))  # the oracle answers in a few ms: every frame gets a model answer, nothing to track
     assert wait_for(lambda: len(by_source(driver)[0]) >= 20)
     fast_tracked = len(by_source(driver)[1])

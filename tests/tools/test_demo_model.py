@@ -42,3 +42,12 @@ def test_demo_command_end_to_end(tmp_path, capsys):
     assert (tmp_path / "demo_bag" / "metadata.yaml").is_file()
     assert len(list((tmp_path / "overlays").glob("*.png"))) >= 1
     assert (tmp_path / "demo.gif").is_file()
+    # the moving-camera part: a model held back 1 s per answer, tracked results for the frames in between
+    assert "tracked between model answers" in output
+    [model], [tracked] = (json.loads((tmp_path / "scores.json").read_text())["moving_camera"][source]
+                          for source in ("model", "tracked"))
+    assert model["command"] == tracked["command"] and model["frames"] == tracked["frames"] == 60
+    assert 2 <= model["answered"] <= 8  # 4 s of frames, an answer about every second
+    assert tracked["answered"] >= 30  # most frames between the answers get a tracked result
+    assert tracked["found_accuracy"] >= 0.9
+    assert tracked["mean_iou"] >= 0.85 * model["mean_iou"]  # the tracking target, on this one sequence
