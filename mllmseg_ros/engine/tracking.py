@@ -24,7 +24,8 @@ Why a track is dropped (``TrackedMask.reason``), checked every frame:
 - "occluded": less than ``min_visible`` of the carried mask still has the target's colours; where the colours do not
   set the target apart, the flow tells: the target's pixels whose forward and backward flows disagree (occlusion's
   signature), pixels that no longer look as on the model's frame, or a mask well below the area its motion predicts;
-- "low tracking confidence": the running forward-backward consistency of the target's motion.
+- "low tracking confidence": the running forward-backward consistency of the target's motion (where the target's
+  colours are distinct, the share of the sharpened mask inside the carried one when that is higher).
 """
 from __future__ import annotations
 
@@ -76,7 +77,8 @@ class TrackedMask:
 
     mask: np.ndarray  # H x W bool, on the newest frame (all False when not found)
     found: bool
-    confidence: float  # running forward-backward consistency, 0..1 (1 on the model's own frame)
+    confidence: float  # running forward-backward consistency, or the share of the sharpened mask within the carried
+    #                    one where that is higher (the target's colours confirm the map), 0..1 (1 on the model's frame)
     reason: str = ""  # why not found; empty while tracked
     steps: int = 0  # flow steps since the model's frame
     in_view: float = 1.0  # estimated fraction of the target still inside the image
@@ -259,9 +261,10 @@ class MaskTracker:
         track.prev_small = self._to_small(track.state.mask)
         return track
 
-    def _in_view_from_area(self, track: _Track, area: float) -> None:
-        """A mask at the image's edge shows how much of the target is left: the flow itself is least sure at the edge."""
-        mask = track.state.mask
+    def _in_view_from_area(self, track: _Track, mask: np.ndarray) -> None:
+        """A carried mask at the image's edge shows how much of the target is left: the flow itself is least sure at
+        the edge."""
+        area = float(mask.sum())
         if area and (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()):
             reference = max(track.expected_area, track.peak_area)
             track.state.in_view = min(track.state.in_view, area / reference) if reference > 0 else track.state.in_view
@@ -279,7 +282,7 @@ class MaskTracker:
             track.state.in_view = min(1.0, area / peak)
         if track.state.found and track.state.in_view < self.config.min_in_view:
             self._drop(track, LEFT_VIEW)
-        elif track.state.found and track.looks_alike < self.config.min_visible:
+        elif track.state.found and (self._hidden(track, 1.0, area) or not track.state.mask.any()):
             self._drop(track, OCCLUDED)  # carried over many frames onto something that does not look like it
 
     # --- objects that move on their own ----------------------------------------------------------------------------------
@@ -362,10 +365,8 @@ class MaskTracker:
         track.expected_area *= area_scale(xs[consistent], ys[consistent], dest_x[consistent], dest_y[consistent])
         carried = self._warp(track)
         area = float(carried.sum())
-        previous = state.mask
-        state.mask = carried
-        self._in_view_from_area(track, area)
-        state.mask = self._sharpen(track, carried, self._moved(previous, moved[consistent], own))
+        self._in_view_from_area(track, carried)
+        state.mask = self._sharpen(track, carried, self._moved(state.mask, moved[consistent], own))
         if track.colours is not None and track.colour_share < track.colours.config.relocate_below:
             # slid off the target's colours: look for them nearby
             relocated = self._relocate(track, carried, 2 * config.max_object_step_px)
@@ -422,11 +423,11 @@ class MaskTracker:
         target's map with it, so the next frames start from there."""
         if track.colours is None or self._image is None:
             return carried
-        to_small = self._grey.shape[1] / self._full_shape[1]
-        shift = track.colours.relocate(self._image, carried, int(round(radius_small / to_small)))
+        to_small = np.float32([self._grey.shape[1] / self._full_shape[1], self._grey.shape[0] / self._full_shape[0]])
+        shift = track.colours.relocate(self._image, carried, int(round(radius_small / to_small[0])))
         if shift is None:
             return carried
-        delta = np.float32(shift) * np.float32([self._grey.shape[1] / self._full_shape[1], self._grey.shape[0] / self._full_shape[0]])
+        delta = np.float32(shift) * to_small
         track.chain.map_xy = cv2.remap(track.chain.map_xy, self._grid - delta, None, cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_REPLICATE)  # new pixel x maps where x - delta mapped
         return self._warp(track)

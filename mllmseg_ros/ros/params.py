@@ -62,8 +62,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   runtime=True, choices=TRACKING_CHOICES),
     ParameterSpec("track_rate_hz", 0.0, "at most this many tracked results per second per camera (0 = every frame)",
                   runtime=True, float_range=(0.0, 1000.0)),
-    ParameterSpec("track_min_confidence", 0.5, "a track whose forward-backward flow consistency falls below this is "
-                  "dropped (found false, track_status says why)", runtime=True, float_range=(0.0, 1.0)),
+    ParameterSpec("track_min_confidence", 0.5, "a track whose confidence (the flow's forward-backward consistency, or "
+                  "the share of the target's colours within the carried mask) falls below this is dropped (found "
+                  "false, track_status says why)", runtime=True, float_range=(0.0, 1.0)),
     # Inputs (read on configure)
     ParameterSpec("cameras", [""], "camera namespaces served by one model ([''] = one camera on relative topics "
                   "image, depth, camera_info); frames of several cameras are batched"),
