@@ -12,6 +12,7 @@ sharpened and the carried mask stays as it is (``distinct`` False).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -84,35 +85,39 @@ class TargetColours:
         around = (1 - self.config.unseen_share) * around / max(float(around.sum()), 1.0) + self.config.unseen_share / bins**3
         return np.log(target / around).astype(np.float32)
 
-    def sharpen(self, image: np.ndarray, carried: np.ndarray) -> tuple[np.ndarray, float]:
+    def sharpen(self, image: np.ndarray, carried: np.ndarray, also: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         """(mask, visible): ``carried`` (H x W bool) with each pixel within ``band_px`` of its outline decided by its
-        colour in ``image`` as well, and the share of ``carried`` whose colour still says target (1.0 when the
-        colours are not ``distinct``). Only the parts connected to the carried mask's core are kept: a like-coloured
-        object nearby is not taken in."""
+        colour in ``image`` as well, and the share of ``carried`` whose colour still says target, against that share
+        on the model's frame (1.0 when the colours are not ``distinct``). ``also``: more pixels that may be the
+        target (counted in the prior, not in ``visible``). Only the parts connected to the prior's core are kept: a
+        like-coloured object nearby is not taken in."""
         config = self.config
         if not self.distinct or not carried.any():
             return carried, 1.0
+        prior_mask = carried if also is None else carried | also
         height, width = carried.shape
-        x, y, w, h = cv2.boundingRect(carried.astype(np.uint8))
+        x, y, w, h = cv2.boundingRect(prior_mask.astype(np.uint8))
         pad = 2 * config.band_px
         x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(width, x + w + pad), min(height, y + h + pad)
-        region = carried[y0:y1, x0:x1].astype(np.uint8)
-        prior = np.clip(cv2.GaussianBlur(region.astype(np.float32), (0, 0), config.prior_sigma_px),
-                        1 - config.prior_limit, config.prior_limit)
+        region = prior_mask[y0:y1, x0:x1].astype(np.uint8)
+        blurred = cv2.GaussianBlur(region.astype(np.float32), (0, 0), config.prior_sigma_px)
+        prior = np.clip(blurred, 1 - config.prior_limit, config.prior_limit)
         colour_says = self.log_ratio[_codes(_rgb(image)[y0:y1, x0:x1], config.bins)]
         evidence = np.log(prior / (1 - prior)) + colour_says
-        size = 2 * config.band_px + 1
-        near = cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
-        sharp = ((evidence > 0) & (near > 0)).astype(np.uint8)
+        # within band_px of the prior: where its blur has not faded below the Gaussian tail at that distance (an edge's
+        # blur at distance d is the normal tail beyond d / sigma); cheaper than a dilation with a disc that wide
+        near = blurred > 0.5 * math.erfc(config.band_px / config.prior_sigma_px / math.sqrt(2))
+        sharp = ((evidence > 0) & near).astype(np.uint8)
         sharp = cv2.morphologyEx(sharp, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # lone pixels of a like colour
         count, labels = cv2.connectedComponents(sharp)
         core = cv2.erode(region, np.ones((5, 5), np.uint8)).astype(bool)
         keep = np.unique(labels[core & (labels > 0)])
         mask = np.zeros_like(carried)
         mask[y0:y1, x0:x1] = np.isin(labels, keep) & (labels > 0) if count > 1 else False
-        # the carried pixels whose colour alone says target, against the same share on the model's frame: how much of
-        # the target is still visible (something in front of it has other colours)
-        visible = min(1.0, float((colour_says > 0)[region > 0].mean()) / max(self._target_share, 1e-6))
+        # the carried pixels whose colour alone says target: how much of the target is still visible (something in
+        # front of it has other colours)
+        says_target = (colour_says > 0)[carried[y0:y1, x0:x1]]
+        visible = min(1.0, float(says_target.mean()) / max(self._target_share, 1e-6))
         return mask, visible
 
     def relocate(self, image: np.ndarray, carried: np.ndarray, radius: int) -> tuple[int, int] | None:

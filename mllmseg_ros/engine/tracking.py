@@ -321,20 +321,33 @@ class MaskTracker:
 
     # --- one step of one track ------------------------------------------------------------------------------------------
     def _warp(self, track: _Track) -> np.ndarray:
+        """The model's full-resolution mask carried to the newest frame, computed only around where the map puts the
+        target (a full-frame map at full resolution is the tracker's largest cost)."""
         height, width = self._full_shape
         small_h, small_w = self._grey.shape
+        sx, sy = width / small_w, height / small_h
+        rows, cols = (0, small_h), (0, small_w)
+        near = self._warp_small(track, threshold=0.01)  # any trace of the target, at flow resolution
+        if near.any():
+            x, y, w, h = cv2.boundingRect(near.astype(np.uint8))
+            rows, cols = (max(0, y - 1), min(small_h, y + h + 1)), (max(0, x - 1), min(small_w, x + w + 1))
+        x0, x1 = round(cols[0] * sx), min(width, round(cols[1] * sx))
+        y0, y1 = round(rows[0] * sy), min(height, round(rows[1] * sy))
         # the map is in flow pixels: scale to full-resolution pixels, then sample the full-resolution anchor mask
-        full_map = cv2.resize(track.chain.map_xy, (width, height), interpolation=cv2.INTER_LINEAR)
-        full_map[..., 0] = (full_map[..., 0] + 0.5) * (width / small_w) - 0.5
-        full_map[..., 1] = (full_map[..., 1] + 0.5) * (height / small_h) - 0.5
-        warped = cv2.remap(track.anchor_mask, full_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return warped >= 0.5
+        full_map = cv2.resize(track.chain.map_xy[rows[0]:rows[1], cols[0]:cols[1]], (x1 - x0, y1 - y0),
+                              interpolation=cv2.INTER_LINEAR)
+        full_map[..., 0] = (full_map[..., 0] + 0.5) * sx - 0.5
+        full_map[..., 1] = (full_map[..., 1] + 0.5) * sy - 0.5
+        warped = np.zeros(self._full_shape, bool)
+        warped[y0:y1, x0:x1] = cv2.remap(track.anchor_mask, full_map, None, cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0) >= 0.5
+        return warped
 
-    def _warp_small(self, track: _Track) -> np.ndarray:
+    def _warp_small(self, track: _Track, threshold: float = 0.5) -> np.ndarray:
         """The model's mask carried to the newest frame at flow resolution (cheap: for decisions, not for output)."""
         warped = cv2.remap(track.source_small.astype(np.float32), track.chain.map_xy, None, cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return warped >= 0.5
+        return warped >= threshold
 
     def _to_small(self, mask: np.ndarray) -> np.ndarray:
         small_h, small_w = self._grey.shape
@@ -404,12 +417,10 @@ class MaskTracker:
         the mask may grow past what the model saw, a band a frame: a target the model saw partly hidden emerges."""
         if track.colours is None or self._image is None:
             return carried
-        mask, colour_share = track.colours.sharpen(self._image, carried)
+        mask, colour_share = track.colours.sharpen(self._image, carried, previous)
+        if previous is not None and mask.sum() > self.config.max_growth * max(float(carried.sum()), track.peak_area):
+            mask, colour_share = track.colours.sharpen(self._image, carried)  # grew onto something else
         track.colour_share = colour_share
-        if previous is not None and previous.any() and track.colours.distinct:
-            grown, _ = track.colours.sharpen(self._image, carried | previous)
-            if grown.sum() <= self.config.max_growth * max(float(carried.sum()), track.peak_area):
-                mask = grown
         # Two views of how much is visible, each low in its own failure: the share of the carried mask with the
         # target's colours (low where an occluder's edge dragged the carried mask onto itself), and the sharpened
         # mask against the largest it was since the answer (low where the target shrinks as the camera backs away).
