@@ -232,8 +232,10 @@ def tracker_cost(sequence: dict, threads: int, delay_frames: int = 30) -> dict:
             "frames": len(times)}
 
 
-def inference_slowdown(sequence: dict, runs: int, fps: float, niced: bool = True) -> dict:
-    """Mean demo-model inference time alone and with a tracker at camera rate in another thread."""
+def inference_slowdown(sequence: dict, runs: int, fps: float, niced: bool = True, block: int = 10) -> dict:
+    """Demo-model inference time alone and with a tracker at camera rate in another thread, in alternating blocks of
+    ``block`` answers: this machine's speed drifts by tens of percent within a minute, and blocks side by side cancel
+    the drift. ``slowdown`` is the median over block pairs of (with tracker / alone) - 1."""
     import torch
 
     from mllmseg_ros.engine import Segmenter
@@ -243,19 +245,15 @@ def inference_slowdown(sequence: dict, runs: int, fps: float, niced: bool = True
     segmenter = Segmenter.from_pretrained(str(ROOT / "models" / "mllmseg_demo"), device="cpu", dtype=torch.float32)
     frames = sequence["frames"]
 
-    def infer_times() -> list[float]:
+    def infer_times(count: int) -> list[float]:
         out = []
-        for index in range(runs):
+        for index in range(count):
             started = time.perf_counter()
             segmenter.segment(frames[index % len(frames)]["image"], [sequence["expression"]])
             out.append((time.perf_counter() - started) * 1e3)
         return out
 
-    infer_times()  # warm-up
-    alone = infer_times()
-    stop = threading.Event()
-
-    def track() -> None:
+    def track(stop: threading.Event) -> None:
         if niced:
             lower_this_thread_priority()  # as the node's tracking thread does
         tracker = MaskTracker()
@@ -272,13 +270,26 @@ def inference_slowdown(sequence: dict, runs: int, fps: float, niced: bool = True
                 tracker.anchor(index, [frames[index % len(frames)]["mask"]])
             stop.wait(max(0.0, 1.0 / fps - (time.perf_counter() - started)))
 
-    thread = threading.Thread(target=track, daemon=True)
-    thread.start()
-    beside = infer_times()
-    stop.set()
-    thread.join()
+    def beside_tracker(count: int) -> list[float]:
+        stop = threading.Event()
+        thread = threading.Thread(target=track, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            return infer_times(count)
+        finally:
+            stop.set()
+            thread.join()
+
+    infer_times(block)  # warm-up
+    alone, beside, ratios = [], [], []
+    for _ in range(max(1, runs // block)):
+        pair = infer_times(block), beside_tracker(block)
+        alone += pair[0]
+        beside += pair[1]
+        ratios.append(np.mean(pair[1]) / np.mean(pair[0]))
     return {"alone_ms": float(np.mean(alone)), "with_tracker_ms": float(np.mean(beside)), "tracker_niced": niced,
-            "slowdown": float(np.mean(beside) / np.mean(alone) - 1), "runs": runs, "tracker_fps": fps}
+            "slowdown": float(np.median(ratios) - 1), "slowdown_blocks_p10_p90": [float(np.percentile(ratios, q) - 1) for q in (10, 90)],
+            "runs": len(alone), "tracker_fps": fps}
 
 
 def main() -> None:
