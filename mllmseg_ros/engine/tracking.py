@@ -111,6 +111,11 @@ class _Track:
     colour_share: float = 1.0  # share of the carried mask with the target's colours, on the newest frame
     carried: np.ndarray | None = None  # H x W bool, the model's mask moved by the flow alone (before sharpening)
 
+    @property
+    def colours_distinct(self) -> bool:
+        """The target's colours set it apart from its surroundings: they sharpen, relocate and judge occlusion."""
+        return self.colours is not None and self.colours.distinct
+
 
 def _identity(height: int, width: int) -> np.ndarray:
     xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
@@ -380,13 +385,13 @@ class MaskTracker:
         area = float(carried.sum())
         self._in_view_from_area(track, carried)
         state.mask = self._sharpen(track, carried, self._moved(state.mask, moved[consistent], own))
-        if track.colours is not None and track.colour_share < track.colours.config.relocate_below:
+        if track.colours_distinct and track.colour_share < track.colours.config.relocate_below:
             # slid off the target's colours: look for them nearby
             relocated = self._relocate(track, carried, 2 * config.max_object_step_px)
             if relocated is not carried:
                 carried, area = relocated, float(relocated.sum())
                 state.mask = self._sharpen(track, carried)
-        if track.colours is not None and track.colours.distinct and state.mask.any():
+        if track.colours_distinct and state.mask.any():
             # The flow's consistency falls where an occluder's edge moves over the target (occlusion, decided by the
             # colours above); the target's colours lying within the carried mask say the map itself still fits.
             state.confidence = max(state.confidence, float((state.mask & carried).sum() / state.mask.sum()))
@@ -407,7 +412,7 @@ class MaskTracker:
         surroundings (an occluder has other colours), else by the flow (pixels that moved inconsistently, no longer
         look as on the model's frame, or a mask that shrank against what its motion predicts)."""
         config = self.config
-        if track.colours is not None and track.colours.distinct:
+        if track.colours_distinct:
             return track.colour_visible < config.min_visible
         return (flow_visible < config.min_visible or track.looks_alike < config.min_visible
                 or area < config.min_area_ratio * track.expected_area * track.state.in_view)

@@ -105,6 +105,13 @@ def write_motion_bag(path: Path, seed: int = DEMO_SEEDS, kind: str = "sideways",
     return write_bag(path, messages, storage), command
 
 
+def _remove(folder: Path) -> None:
+    import shutil
+
+    if folder.exists():
+        shutil.rmtree(folder)
+
+
 def write_gif(frames_dir: Path, target: Path, frame_ms: int = 1200) -> Path | None:
     from PIL import Image
 
@@ -124,10 +131,7 @@ def run_demo(out_dir: Path, scenes: int = 8, model_dir: Path = DEMO_MODEL) -> in
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     bag = out_dir / "demo_bag"
-    if bag.exists():
-        import shutil
-
-        shutil.rmtree(bag)
+    _remove(bag)  # a bag writer refuses an existing folder
     count = write_demo_bag(bag, scenes)
     print(f"wrote {bag} ({count} messages, {scenes} scenes; replay it on a robot with `ros2 bag play {bag}`)")
     overlays = out_dir / "overlays"
@@ -156,10 +160,7 @@ def run_motion_demo(bag: Path, model_dir: Path, answer_delay_s: float = MOTION_A
     from .bag_eval import MODEL, TRACKED, evaluate_bag_by_source, format_scores
     from .bags import ros_session
 
-    if bag.exists():
-        import shutil
-
-        shutil.rmtree(bag)
+    _remove(bag)
     count, command = write_motion_bag(bag)
     print(f"\nmoving camera: wrote {bag} ({count} messages, {MOTION_SECONDS:g} s at {MOTION_FPS:g} fps); each model answer "
           f"held back {answer_delay_s:g} s, as a slower model or machine answers; tracking on")
