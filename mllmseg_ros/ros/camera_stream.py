@@ -37,7 +37,9 @@ class SensorSubscription:
         profile, why = choose_sensor_qos(self.node, self.topic, setting, self.history)
         if same_profile(self.qos, profile):
             return
-        self.destroy()
+        # Not destroy(): readers of ``qos`` (diagnostics, the no-image warning) would see None between the two steps
+        if self.subscription is not None:
+            self.node.destroy_subscription(self.subscription)
         self.subscription = self.node.create_subscription(self.message_type, self.topic, self.callback, profile, callback_group=group)
         self.qos = profile
         self.node.get_logger().info(f"subscribed to {self.node.resolve_topic_name(self.topic)} with QoS {why}")
@@ -173,11 +175,11 @@ class CameraStream:
         if not settings.use_depth:
             return None, None, "depth disabled"
         tolerance = settings.depth_sync_tolerance_s
+        # Depth images are offered to a frame only while it waits in the slot or is in flight; its own one may have
+        # come after a newer frame took the slot (tracking, a late depth stream), or it never waited (a service request).
+        if (nearest := self.depth.nearest(frame.stamp)) is not None:
+            frame.offer_depth(*nearest)
         msg, gap = frame.paired_depth(tolerance)
-        if msg is None and (nearest := self.depth.nearest(frame.stamp)) is not None:
-            # A frame that never waited in the slot (a service request) is paired here.
-            gap = min(gap, abs(nearest[0] - frame.stamp))
-            msg = nearest[1] if gap <= tolerance else None
         camera_info = frame.camera_info or self.camera_info
         intrinsics, info_reason = None, "no camera_info"
         if camera_info is not None:

@@ -143,3 +143,19 @@ def test_unusable_camera_info_is_named_not_missing(ros, make_node, seg_checkpoin
     assert segmentation.found and not segmentation.centroid_3d_valid
     assert "camera_info unusable" in segmentation.centroid_3d_status and "fx" in segmentation.centroid_3d_status
     assert not wait_for(lambda: driver.centroids, timeout=0.5)
+
+
+def test_a_frames_own_depth_counts_when_it_comes_after_the_next_frame(ros, make_node, seg_checkpoint):
+    """A loaded machine or a slow depth pipeline: frame 1's depth image arrives after frame 2 took the slot. Frame 1
+    (tracked a little late) must still get its own depth, not the one that was nearest when it arrived."""
+    node = make_node(seg_checkpoint)
+    stream = node.streams[0]
+    stream._on_camera_info(camera_info_msg())
+    stream._on_depth(depth_msg(1.0, stamp_ns=1_000_000_000))
+    stream._on_image(rgb_msg(stamp_ns=1_033_000_000))
+    first = stream.latest
+    stream._on_image(rgb_msg(stamp_ns=1_066_000_000))
+    stream._on_depth(depth_msg(1.5, stamp_ns=1_033_000_000))
+    depth, _, reason = stream.depth_for(first, node.settings)
+    assert reason == "" and depth is not None
+    assert float(depth[0, 0]) == pytest.approx(1.5)
