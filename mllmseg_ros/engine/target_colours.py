@@ -56,14 +56,28 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 3 else np.dstack([image] * 3)
 
 
+def _ring(mask: np.ndarray, width: int) -> np.ndarray:
+    """Pixels within ``width`` of ``mask`` (a disc), outside it; dilated only around the mask (a disc this wide is not
+    separable: over the whole frame it took 5 ms)."""
+    ring = np.zeros_like(mask)
+    if not mask.any():
+        return ring
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    x0, y0 = max(0, x - width), max(0, y - width)
+    x1, y1 = min(mask.shape[1], x + w + width), min(mask.shape[0], y + h + width)
+    region = mask[y0:y1, x0:x1]
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    ring[y0:y1, x0:x1] = cv2.dilate(region.astype(np.uint8), disc).astype(bool) & ~region
+    return ring
+
+
 class TargetColours:
     """Log-likelihood ratio (target / surroundings) per colour bin, learned on the model's frame."""
 
     def __init__(self, image: np.ndarray, mask: np.ndarray, config: ColourConfig = ColourConfig()) -> None:
         self.config = config
         codes = _codes(_rgb(image), config.bins)
-        size = 2 * config.ring_px + 1
-        ring = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))).astype(bool) & ~mask
+        ring = _ring(mask, config.ring_px)
         # Told apart on pixels the histograms did not see (fitted on even rows, tested on odd ones): in-sample, a
         # histogram with this many bins tells apart even a target cut from the table's own cloth.
         even = np.zeros(mask.shape, bool)

@@ -64,6 +64,7 @@ class TrackerConfig:
     refine_every: int = 3  # ... every this many frames (the drift of a few composed steps is tiny; the flow is not free)
     max_refine_px: float = 1.0  # larger corrections from the direct flow are taken as failed matches
     max_points: int = 4000
+    forward_margin_px: int = 24  # the forward flow (for the consistency check) is computed this far around the targets
     own_motion_px: float = 0.75  # an object whose matched shift differs from the flow's by more moves on its own
     own_motion_cost_ratio: float = 0.7  # ... when its pixels match at least this much better there
     max_object_step_px: int = 8  # search radius for an object's own shift per frame (flow pixels)
@@ -186,7 +187,7 @@ class MaskTracker:
                 self._grey, self._frame_id = grey, frame_id
                 return [track.state for track in self._tracks]
             backward = self._flow.calc(grey, self._grey, None)  # new -> previous: where each new pixel came from
-            forward = self._flow.calc(self._grey, grey, None) if live else None
+            forward = self._forward_near(live, grey) if live else None
             step_map = self._grid + backward
             for key, chain in self._pending.items():
                 if key == frame_id:  # the model's frame reached the tracker after it was handed over
@@ -199,6 +200,26 @@ class MaskTracker:
                 self._update(track, forward, backward)
             self._grey, self._frame_id = grey, frame_id
             return [track.state for track in self._tracks]
+
+    def _forward_near(self, tracks: list[_Track], grey: np.ndarray) -> np.ndarray:
+        """Flow from the previous frame to ``grey``, computed only around the targets (zero elsewhere): it is read at
+        their pixels alone, and over the whole frame it would be a second full-frame flow per frame."""
+        height, width = grey.shape
+        boxes = [cv2.boundingRect(track.prev_small.astype(np.uint8)) for track in tracks if track.prev_small is not None]
+        boxes = [box for box in boxes if box[2] > 0]
+        if not boxes:
+            return np.zeros((height, width, 2), np.float32)
+        margin = self.config.forward_margin_px
+        x0, y0 = max(0, min(b[0] for b in boxes) - margin), max(0, min(b[1] for b in boxes) - margin)
+        x1 = min(width, max(b[0] + b[2] for b in boxes) + margin)
+        y1 = min(height, max(b[1] + b[3] for b in boxes) + margin)
+        forward = np.zeros((height, width, 2), np.float32)
+        # A new DIS object for each crop: one reused after a smaller image gives other (not reproducible) results on a
+        # larger one (OpenCV 4.x), and the crop's size changes from frame to frame.
+        flow = cv2.DISOpticalFlow_create(self.config.preset)
+        forward[y0:y1, x0:x1] = flow.calc(np.ascontiguousarray(self._grey[y0:y1, x0:x1]),
+                                                np.ascontiguousarray(grey[y0:y1, x0:x1]), None)
+        return forward
 
     def _start(self, grey: np.ndarray, full_shape: tuple[int, int], frame_id: object) -> None:
         """First frame (or a new size): nothing to carry over."""
