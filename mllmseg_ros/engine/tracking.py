@@ -56,6 +56,7 @@ class TrackerConfig:
     confidence_smoothing: float = 0.5  # weight of the newest step in the running consistency
     min_in_view: float = 0.4  # drop when less than this fraction of the target is still inside the image
     min_visible: float = 0.4  # drop when less than this fraction of the target moved consistently in one step
+    min_visible_by_colour: float = 0.2  # ... or, where its colours set it apart, when less than this shows them
     min_area_ratio: float = 0.45  # drop when the mask is this much smaller than its own motion predicts
     max_growth: float = 1.5  # a mask grown by its colours past the carried one stays below this times the target's
     #                           largest area (else only the carried mask is sharpened)
@@ -434,7 +435,7 @@ class MaskTracker:
         look as on the model's frame, or a mask that shrank against what its motion predicts)."""
         config = self.config
         if track.colours_distinct:
-            return track.colour_visible < config.min_visible
+            return track.colour_visible < config.min_visible_by_colour
         return (flow_visible < config.min_visible or track.looks_alike < config.min_visible
                 or area < config.min_area_ratio * track.expected_area * track.state.in_view)
 
