@@ -57,6 +57,9 @@ class TrackerConfig:
     min_in_view: float = 0.4  # drop when less than this fraction of the target is still inside the image
     min_visible: float = 0.4  # drop when less than this fraction of the target moved consistently in one step
     min_visible_by_colour: float = 0.2  # ... or, where its colours set it apart, when less than this shows them
+    min_visible_to_resume: float = 0.4  # a hidden target is taken up again where this much of it shows its colours
+    max_hidden_frames: int = 45  # ... moved with the camera at most this many frames after it was hidden
+    visible_to_follow_flow: float = 0.9  # ... and once this much of it shows, the flow carries it again
     min_area_ratio: float = 0.45  # drop when the mask is this much smaller than its own motion predicts
     max_growth: float = 1.5  # a mask grown by its colours past the carried one stays below this times the target's
     #                           largest area (else only the carried mask is sharpened)
@@ -94,6 +97,8 @@ class _Chain:
     map_xy: np.ndarray | None = None  # None until the first frame after the source
     steps: int = 0
     source_image: np.ndarray | None = None  # the source frame as given (its colours describe the target)
+    camera_offset: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # the camera's own motion
+    #   since the source frame (sum of each frame's median flow, flow pixels: newest frame -> source)
 
 
 @dataclass
@@ -112,6 +117,8 @@ class _Track:
     largest_seen: float = 0.0  # the largest sharpened mask since the model's answer (full-resolution pixels)
     colour_share: float = 1.0  # share of the carried mask with the target's colours, on the newest frame
     carried: np.ndarray | None = None  # H x W bool, the model's mask moved by the flow alone (before sharpening)
+    hidden_steps: int = -1  # frames it was moved with the camera since it was hidden (shown again or not); -1: the
+    #                         flow carries it (or it is not looked for)
 
     @property
     def colours_distinct(self) -> bool:
@@ -183,22 +190,28 @@ class MaskTracker:
             if self._grey is None or grey.shape != self._grey.shape or self._full_shape != image.shape[:2]:
                 self._start(grey, image.shape[:2], frame_id)
                 return [track.state for track in self._tracks]
-            live = [track for track in self._tracks if track.state.found]
-            if not self._pending and not live:  # nothing to carry: no flow either
+            live = [track for track in self._tracks if track.state.found and track.hidden_steps < 0]
+            hidden = [track for track in self._tracks if track.hidden_steps >= 0]
+            if not self._pending and not live and not hidden:  # nothing to carry: no flow either
                 self._grey, self._frame_id = grey, frame_id
                 return [track.state for track in self._tracks]
             backward = self._flow.calc(grey, self._grey, None)  # new -> previous: where each new pixel came from
             forward = self._forward_near(live, grey) if live else None
             step_map = self._grid + backward
+            camera_step = np.median(backward[::4, ::4].reshape(-1, 2), axis=0).astype(np.float32)
             for key, chain in self._pending.items():
                 if key == frame_id:  # the model's frame reached the tracker after it was handed over
                     chain.map_xy, chain.steps = self._grid.copy(), 0
                 else:
                     self._advance(chain, grey, step_map)
+                    chain.camera_offset = chain.camera_offset + camera_step
             self._grey = grey
             for track in live:
                 self._advance(track.chain, grey, step_map)
+                track.chain.camera_offset = track.chain.camera_offset + camera_step
                 self._update(track, forward, backward)
+            for track in hidden:
+                self._follow_hidden(track, camera_step)
             self._grey, self._frame_id = grey, frame_id
             return [track.state for track in self._tracks]
 
@@ -267,7 +280,7 @@ class MaskTracker:
 
     def _new_track(self, mask: np.ndarray | None, chain: _Chain) -> _Track:
         steps = chain.steps
-        own = _Chain(chain.source_grey, chain.map_xy.copy(), steps)
+        own = _Chain(chain.source_grey, chain.map_xy.copy(), steps, camera_offset=chain.camera_offset.copy())
         empty = np.zeros(self._full_shape, bool)
         if mask is None or not mask.any():
             return _Track(np.zeros(self._full_shape, np.float32), own, TrackedMask(empty, False, 0.0, NOT_FOUND, steps), 0.0)
@@ -311,6 +324,7 @@ class MaskTracker:
             self._drop(track, LEFT_VIEW)
         elif track.state.found and (self._hidden(track, 1.0, area) or not track.state.mask.any()):
             self._drop(track, OCCLUDED)  # carried over many frames onto something that does not look like it
+            self._hide(track)
 
     # --- objects that move on their own ----------------------------------------------------------------------------------
     def _correct_for_own_motion(self, track: _Track, current_small: np.ndarray, radius: int) -> None:
@@ -421,6 +435,7 @@ class MaskTracker:
             self._drop(track, LEFT_VIEW)
         elif self._hidden(track, visible, area):
             self._drop(track, OCCLUDED)
+            self._hide(track)
         elif state.confidence < config.min_confidence or area * config.min_area_ratio > max(track.expected_area, track.peak_area):
             # a mask that grew far beyond what its motion predicts has spread onto its surroundings
             self._drop(track, LOW_CONFIDENCE)
@@ -478,7 +493,45 @@ class MaskTracker:
         return cv2.warpAffine(mask.astype(np.uint8), np.float32([[1, 0, dx], [0, 1, dy]]), mask.shape[::-1],
                               flags=cv2.INTER_NEAREST).astype(bool)
 
+    def _hide(self, track: _Track) -> None:
+        """A target dropped as occluded is looked for again where its colours tell it apart. The flow where it was
+        follows whatever hides it (an occluder's edge drags it along before the drop), so from the model's frame
+        only the camera's own motion is taken to have moved it."""
+        if track.colours_distinct:
+            track.chain.map_xy = self._grid + track.chain.camera_offset
+            track.hidden_steps = 0
+
+    def _follow_hidden(self, track: _Track, camera_step: np.ndarray) -> None:
+        """A target hidden behind something, moved as the camera moves (the frame's median flow, ``camera_step``: new
+        pixel -> previous frame), and published again where its colours show there (or nearby, ``_relocate``). The
+        flow takes over once it is out in full: while an occluder's edge crosses it, it would drag the mask along."""
+        track.hidden_steps += 1
+        state = track.state
+        track.chain.camera_offset = track.chain.camera_offset + camera_step
+        track.chain.map_xy = self._grid + track.chain.camera_offset
+        track.chain.steps = state.steps = track.chain.steps + 1
+        carried = self._warp(track)
+        if not carried.any():  # its place has left the image
+            self._drop(track, LEFT_VIEW)
+            return
+        carried = self._relocate(track, carried, 2 * self.config.max_object_step_px)
+        centre = tuple(s // 2 for s in self._grey.shape)  # a relocation moved the (translation) map: keep its shift
+        track.chain.camera_offset = track.chain.map_xy[centre] - self._grid[centre]
+        mask = self._sharpen(track, carried)
+        showing = track.colour_share >= (self.config.min_visible_by_colour if state.found else self.config.min_visible_to_resume)
+        if showing and mask.any():
+            state.found, state.reason, state.mask = True, "", mask
+            state.confidence = float((mask & carried).sum() / mask.sum())
+        else:
+            state.found, state.reason, state.mask = False, OCCLUDED, np.zeros(self._full_shape, bool)
+        out_in_full = state.found and track.colour_share >= self.config.visible_to_follow_flow
+        if out_in_full or track.hidden_steps >= self.config.max_hidden_frames:
+            # the flow carries it from here (a target never out in full is dropped after max_hidden_frames)
+            track.hidden_steps, track.carried, track.expected_area = -1, carried, float(carried.sum())
+            track.prev_small = self._to_small(state.mask)
+
     def _drop(self, track: _Track, reason: str) -> None:
         track.state.found, track.state.reason = False, reason
+        track.hidden_steps = -1
         track.state.mask = np.zeros(self._full_shape, bool)
 

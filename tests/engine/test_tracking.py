@@ -282,3 +282,50 @@ def test_a_coloured_object_faster_than_the_flow_and_its_own_search_is_found_agai
         [state] = tracker.add_frame(image, step)
         assert state.found, (step, state.reason)
     assert iou(state.mask, truth) > 0.9, iou(state.mask, truth)
+
+
+def _board_over_disc(background: np.ndarray, step: int, width: int = 90, speed: int = 6):
+    """A plain red disc at (160, 120) with a white board sweeping left to right over it: (image, visible, whole)."""
+    image, whole = _plain_disc_on(background, (160.0, 120.0), radius=25)
+    board = slice(max(0, -80 + speed * step), max(0, -80 + speed * step + width))
+    image[:, board] = 235
+    visible = whole.copy()
+    visible[:, board] = False
+    return image, visible, whole
+
+
+def test_a_target_hidden_by_a_passing_board_is_taken_up_again_as_it_comes_out():
+    """Dropped as occluded while the board hides it (never found while nothing of it shows), taken up again by its
+    colours where it was as it comes out, with no new model answer."""
+    background, _ = view()
+    image, _, whole = _board_over_disc(background, 0)
+    tracker = anchored(image, whole)
+    reasons, found_while_hidden = [], 0
+    for step in range(1, 60):
+        image, visible, whole = _board_over_disc(background, step)
+        [state] = tracker.add_frame(image, step)
+        reasons.append(state.reason)
+        found_while_hidden += int(state.found and not visible.any())
+    assert OCCLUDED in reasons and found_while_hidden == 0
+    assert state.found and iou(state.mask, whole) > 0.9  # the board has passed
+
+
+def test_an_answer_that_arrives_while_the_target_is_hidden_is_taken_up_when_it_comes_out():
+    """The model answered a frame where the target showed; by the time the answer comes the board hides it, and the
+    flow over the board carried the answer away with the board. The target is looked for where the camera's own
+    motion (none here) puts it, and taken up again as it comes out."""
+    background, _ = view()
+    tracker = MaskTracker()
+    image, _, whole = _board_over_disc(background, 0)
+    tracker.add_frame(image, 0)
+    tracker.remember(image, 0)
+    answered_at = next(step for step in range(1, 60) if not _board_over_disc(background, step)[1].any())
+    for step in range(1, answered_at + 1):
+        tracker.add_frame(_board_over_disc(background, step)[0], step)
+    [state] = tracker.anchor(0, [whole])
+    assert not state.found and state.reason == OCCLUDED
+    for step in range(answered_at + 1, 60):
+        image, visible, whole = _board_over_disc(background, step)
+        [state] = tracker.add_frame(image, step)
+        assert visible.any() or not state.found
+    assert state.found and iou(state.mask, whole) > 0.9
