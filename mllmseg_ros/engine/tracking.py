@@ -67,13 +67,13 @@ class TrackerConfig:
     refine_to_source: bool = True  # re-measure each chain against its source frame (no drift; one more flow)
     refine_every: int = 3  # ... every this many frames (the drift of a few composed steps is tiny; the flow is not free)
     max_refine_px: float = 1.0  # larger corrections from the direct flow are taken as failed matches
-    max_points: int = 4000
+    max_points: int = 4000  # target pixels sampled for the consistency and the motion fit
     forward_margin_px: int = 24  # the forward flow (for the consistency check) is computed this far around the targets
     own_motion_px: float = 0.75  # an object whose matched shift differs from the flow's by more moves on its own
     own_motion_cost_ratio: float = 0.7  # ... when its pixels match at least this much better there
     max_object_step_px: int = 8  # search radius for an object's own shift per frame (flow pixels)
     max_carried_shift_px: int = 48  # ... and for an answer carried over many frames
-    appearance_tolerance: float = 20.0  # grey levels: a target pixel farther from its look on the model's frame differs  # target pixels sampled for the consistency and the motion fit
+    appearance_tolerance: float = 20.0  # grey levels: a target pixel farther from its look on the model's frame differs
 
 
 @dataclass
@@ -203,12 +203,10 @@ class MaskTracker:
                 if key == frame_id:  # the model's frame reached the tracker after it was handed over
                     chain.map_xy, chain.steps = self._grid.copy(), 0
                 else:
-                    self._advance(chain, grey, step_map)
-                    chain.camera_offset = chain.camera_offset + camera_step
+                    self._advance(chain, grey, step_map, camera_step)
             self._grey = grey
             for track in live:
-                self._advance(track.chain, grey, step_map)
-                track.chain.camera_offset = track.chain.camera_offset + camera_step
+                self._advance(track.chain, grey, step_map, camera_step)
                 self._update(track, forward, backward)
             for track in hidden:
                 self._follow_hidden(track, camera_step)
@@ -232,7 +230,7 @@ class MaskTracker:
         # larger one (OpenCV 4.x), and the crop's size changes from frame to frame.
         flow = cv2.DISOpticalFlow_create(self.config.preset)
         forward[y0:y1, x0:x1] = flow.calc(np.ascontiguousarray(self._grey[y0:y1, x0:x1]),
-                                                np.ascontiguousarray(grey[y0:y1, x0:x1]), None)
+                                          np.ascontiguousarray(grey[y0:y1, x0:x1]), None)
         return forward
 
     def _start(self, grey: np.ndarray, full_shape: tuple[int, int], frame_id: object) -> None:
@@ -244,7 +242,8 @@ class MaskTracker:
         for chain in self._pending.values():
             chain.map_xy = self._grid.copy()
 
-    def _advance(self, chain: _Chain, grey: np.ndarray, step_map: np.ndarray) -> None:
+    def _advance(self, chain: _Chain, grey: np.ndarray, step_map: np.ndarray, camera_step: np.ndarray) -> None:
+        chain.camera_offset = chain.camera_offset + camera_step
         if chain.map_xy is None:  # the source frame was never a tracker frame: one direct step from it
             chain.map_xy = self._grid + self._flow.calc(grey, chain.source_grey, None)
         else:  # compose: new pixel -> previous frame (step_map) -> source (the old map, sampled there)
@@ -471,16 +470,20 @@ class MaskTracker:
         track.colour_visible = max(colour_share, area / track.largest_seen if track.largest_seen else 0.0)
         return mask
 
-    def _relocate(self, track: _Track, carried: np.ndarray, radius_small: float) -> np.ndarray:
-        """``carried`` moved onto the target's colours when it has slid off them (``TargetColours.relocate``), and the
-        target's map with it, so the next frames start from there."""
+    def _relocation(self, track: _Track, carried: np.ndarray, radius_small: float) -> np.ndarray | None:
+        """The shift (flow pixels) that moves ``carried`` onto the target's colours when it has slid off them
+        (``TargetColours.relocate``); None where it has not or no place is clearly better."""
         if track.colours is None or self._image is None:
-            return carried
+            return None
         to_small = np.float32([self._grey.shape[1] / self._full_shape[1], self._grey.shape[0] / self._full_shape[0]])
         shift = track.colours.relocate(self._image, carried, int(round(radius_small / to_small[0])))
-        if shift is None:
+        return None if shift is None else np.float32(shift) * to_small
+
+    def _relocate(self, track: _Track, carried: np.ndarray, radius_small: float) -> np.ndarray:
+        """``carried`` moved by ``_relocation``, and the target's map with it, so the next frames start from there."""
+        delta = self._relocation(track, carried, radius_small)
+        if delta is None:
             return carried
-        delta = np.float32(shift) * to_small
         track.chain.map_xy = cv2.remap(track.chain.map_xy, self._grid - delta, None, cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_REPLICATE)  # new pixel x maps where x - delta mapped
         return self._warp(track)
@@ -514,11 +517,14 @@ class MaskTracker:
         if not carried.any():  # its place has left the image
             self._drop(track, LEFT_VIEW)
             return
-        carried = self._relocate(track, carried, 2 * self.config.max_object_step_px)
-        centre = tuple(s // 2 for s in self._grey.shape)  # a relocation moved the (translation) map: keep its shift
-        track.chain.camera_offset = track.chain.map_xy[centre] - self._grid[centre]
+        delta = self._relocation(track, carried, 2 * self.config.max_object_step_px)
+        if delta is not None:  # the map is a translation here: relocating it is moving the offset
+            track.chain.camera_offset = track.chain.camera_offset - delta
+            track.chain.map_xy = self._grid + track.chain.camera_offset
+            carried = self._warp(track)
         mask = self._sharpen(track, carried)
-        showing = track.colour_share >= (self.config.min_visible_by_colour if state.found else self.config.min_visible_to_resume)
+        threshold = self.config.min_visible_by_colour if state.found else self.config.min_visible_to_resume
+        showing = track.colour_share >= threshold
         if showing and mask.any():
             state.found, state.reason, state.mask = True, "", mask
             state.confidence = float((mask & carried).sum() / mask.sum())
