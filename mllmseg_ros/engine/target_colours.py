@@ -37,7 +37,7 @@ class ColourConfig:
 
 def _codes(image: np.ndarray, bins: int) -> np.ndarray:
     """H x W x 3 uint8 -> H x W histogram bin index."""
-    quantised = (image // (256 // bins)).astype(np.int32)
+    quantised = (image // (256 // bins)).astype(np.uint16 if bins**3 <= 65536 else np.int32)  # half the memory traffic
     return (quantised[..., 0] * bins + quantised[..., 1]) * bins + quantised[..., 2]
 
 
@@ -125,9 +125,11 @@ class TargetColours:
         sharp = cv2.morphologyEx(sharp, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # lone pixels of a like colour
         count, labels = cv2.connectedComponents(sharp)
         core = cv2.erode(region, np.ones((5, 5), np.uint8)).astype(bool)
-        keep = np.unique(labels[core & (labels > 0)])
+        keep = np.zeros(count, bool)  # per component: whether it touches the core (a lookup: np.isin is slower)
+        keep[labels[core]] = True
+        keep[0] = False
         mask = np.zeros_like(carried)
-        mask[y0:y1, x0:x1] = np.isin(labels, keep) & (labels > 0) if count > 1 else False
+        mask[y0:y1, x0:x1] = keep[labels]
         # the carried pixels whose colour alone says target: how much of the target is still visible (something in
         # front of it has other colours)
         says_target = (colour_says > 0)[carried[y0:y1, x0:x1]]

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from .target_colours import TargetColours
-from .tracking_ops import area_scale, coverage, lower_this_thread_priority, match_shift
+from .tracking_ops import area_scale, centre, count, coverage, lower_this_thread_priority, match_shift
 
 __all__ = ["MaskTracker", "TrackedMask", "TrackerConfig", "lower_this_thread_priority"]
 
@@ -110,6 +110,7 @@ class _Track:
     prev_small: np.ndarray = field(default=None)  # bool h x w, the mask on the previous flow frame
     own_shift: np.ndarray | None = None  # (dx, dy) flow pixels of the last step when the object moved on its own
     source_small: np.ndarray = field(default=None)  # bool h x w, the model's mask on its own frame
+    source_centre: np.ndarray | None = None  # (x, y) of source_small's pixels
     looks_alike: float = 1.0  # fraction of the target's pixels that still look as on the model's frame
     peak_area: float = 0.0  # the target's largest mask over the answers so far
     colours: TargetColours | None = None  # the target's colours on the model's frame (None: not found)
@@ -198,7 +199,7 @@ class MaskTracker:
             backward = self._flow.calc(grey, self._grey, None)  # new -> previous: where each new pixel came from
             forward = self._forward_near(live, grey) if live else None
             step_map = self._grid + backward
-            camera_step = np.median(backward[::4, ::4].reshape(-1, 2), axis=0).astype(np.float32)
+            camera_step = np.median(backward[::8, ::8].reshape(-1, 2), axis=0).astype(np.float32)
             for key, chain in self._pending.items():
                 if key == frame_id:  # the model's frame reached the tracker after it was handed over
                     chain.map_xy, chain.steps = self._grid.copy(), 0
@@ -254,10 +255,10 @@ class MaskTracker:
                 # Where the source looks too different (rotated, scaled) the direct match fails: there the change
                 # is large, and the composed guess is kept.
                 guess = chain.map_xy - self._grid
-                refined = self._refiner.calc(grey, chain.source_grey, guess.copy())
-                change = refined - guess
-                small = (np.abs(change[..., 0]) + np.abs(change[..., 1]) <= self.config.max_refine_px)[..., None]
-                chain.map_xy = self._grid + np.where(small, refined, guess)
+                change = self._refiner.calc(grey, chain.source_grey, guess.copy()) - guess
+                small = np.abs(change[..., 0]) + np.abs(change[..., 1]) <= self.config.max_refine_px
+                change *= small[..., None]
+                chain.map_xy += change
         chain.steps += 1
 
     # --- answers -------------------------------------------------------------------------------------------------------
@@ -287,12 +288,13 @@ class MaskTracker:
             return _Track(np.zeros(self._full_shape, np.float32), own, TrackedMask(empty, False, 0.0, TOO_SMALL, steps), 0.0)
         track = _Track(mask.astype(np.float32), own, TrackedMask(mask.copy(), True, 1.0, steps=steps), float(mask.sum()))
         track.source_small = self._to_small(mask)
+        track.source_centre = centre(track.source_small)
         track.colours = TargetColours(chain.source_image, mask) if chain.source_image is not None else None
         if steps:  # brought over the frames since the model's: the area it has now is the reference from here on
             radius = min(self.config.max_carried_shift_px, self.config.max_object_step_px * steps)
-            self._correct_for_own_motion(track, self._warp_small(track), int(radius))
+            self._correct_for_own_motion(track, self._carry_small(track) >= 0.5, int(radius))
             track.carried = self._relocate(track, self._warp(track), radius)
-            track.expected_area = float(track.carried.sum())
+            track.expected_area = float(count(track.carried))
             track.state.mask = self._sharpen(track, track.carried)
             if not track.carried.any():
                 self._drop(track, LEFT_VIEW)
@@ -303,7 +305,7 @@ class MaskTracker:
     def _in_view_from_area(self, track: _Track, mask: np.ndarray) -> None:
         """A carried mask at the image's edge shows how much of the target is left: the flow itself is least sure at
         the edge."""
-        area = float(mask.sum())
+        area = float(count(mask))
         if area and (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()):
             reference = max(track.expected_area, track.peak_area)
             track.state.in_view = min(track.state.in_view, area / reference) if reference > 0 else track.state.in_view
@@ -312,7 +314,7 @@ class MaskTracker:
         """A model answer of a target already partly out of the image starts with the in-view fraction it has then
         (against the largest this target was), so a target leaving across answers is still dropped in time."""
         mask = track.carried if track.carried is not None else track.state.mask
-        area = float(mask.sum())
+        area = float(count(mask))
         peak = max(self._peak_area.get(index, 0.0), area, float(track.anchor_mask.sum()))
         self._peak_area[index] = peak
         touches = mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
@@ -333,11 +335,9 @@ class MaskTracker:
         object's part of the chain is moved by that much (its shape, scale and rotation stay the flow's)."""
         track.own_shift, track.looks_alike = None, 1.0
         source, now = track.source_small, current_small
-        if source.sum() < 6 or now.sum() < 6:
+        if track.source_centre is None or count(source) < 6 or count(now) < 6:
             return
-        ys, xs = np.nonzero(source)
-        ny, nx = np.nonzero(now)
-        guess = np.array([nx.mean() - xs.mean(), ny.mean() - ys.mean()])
+        guess = centre(now) - track.source_centre
         found = match_shift(track.chain.source_grey, source, self._grey, guess, radius, self.config.appearance_tolerance)
         if found is None:
             return
@@ -360,14 +360,15 @@ class MaskTracker:
         track.own_shift = delta.astype(np.float32)
 
     # --- one step of one track ------------------------------------------------------------------------------------------
-    def _warp(self, track: _Track) -> np.ndarray:
+    def _warp(self, track: _Track, small: np.ndarray | None = None) -> np.ndarray:
         """The model's full-resolution mask carried to the newest frame, computed only around where the map puts the
-        target (a full-frame map at full resolution is the tracker's largest cost)."""
+        target (a full-frame map at full resolution is the tracker's largest cost). ``small``: ``_carry_small``'s
+        result for the map as it is, when the caller has it already."""
         height, width = self._full_shape
         small_h, small_w = self._grey.shape
         sx, sy = width / small_w, height / small_h
         rows, cols = (0, small_h), (0, small_w)
-        near = self._warp_small(track, threshold=0.01)  # any trace of the target, at flow resolution
+        near = (self._carry_small(track) if small is None else small) >= 0.01  # any trace of the target
         if near.any():
             x, y, w, h = cv2.boundingRect(near.astype(np.uint8))
             rows, cols = (max(0, y - 1), min(small_h, y + h + 1)), (max(0, x - 1), min(small_w, x + w + 1))
@@ -383,11 +384,11 @@ class MaskTracker:
                                          borderMode=cv2.BORDER_CONSTANT, borderValue=0) >= 0.5
         return warped
 
-    def _warp_small(self, track: _Track, threshold: float = 0.5) -> np.ndarray:
-        """The model's mask carried to the newest frame at flow resolution (cheap: for decisions, not for output)."""
-        warped = cv2.remap(track.source_small.astype(np.float32), track.chain.map_xy, None, cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return warped >= threshold
+    def _carry_small(self, track: _Track) -> np.ndarray:
+        """The model's mask carried to the newest frame at flow resolution, as a float coverage (cheap: for decisions,
+        not for output; >= 0.5 is the mask)."""
+        return cv2.remap(track.source_small.astype(np.float32), track.chain.map_xy, None, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def _to_small(self, mask: np.ndarray) -> np.ndarray:
         small_h, small_w = self._grey.shape
@@ -406,8 +407,8 @@ class MaskTracker:
             return
         moved = forward[ys, xs]
         dest_x, dest_y = xs + moved[:, 0], ys + moved[:, 1]
-        predicted = self._warp_small(track)
-        self._correct_for_own_motion(track, predicted, self.config.max_object_step_px)
+        carried_small = self._carry_small(track)
+        self._correct_for_own_motion(track, carried_small >= 0.5, self.config.max_object_step_px)
         own = track.own_shift if track.own_shift is not None else np.zeros(2, np.float32)
         inside = (dest_x + own[0] >= -0.5) & (dest_x + own[0] <= small_w - 0.5) & (dest_y + own[1] >= -0.5) & (dest_y + own[1] <= small_h - 0.5)
         state.in_view *= float(coverage(dest_x + own[0], small_w).dot(coverage(dest_y + own[1], small_h)) / len(xs))
@@ -416,20 +417,20 @@ class MaskTracker:
         visible = float(consistent.sum() / max(1, inside.sum()))
         state.confidence = (1 - config.confidence_smoothing) * state.confidence + config.confidence_smoothing * visible
         track.expected_area *= area_scale(xs[consistent], ys[consistent], dest_x[consistent], dest_y[consistent])
-        carried = self._warp(track)
-        area = float(carried.sum())
+        carried = self._warp(track, carried_small if track.own_shift is None else None)  # own motion moved the map
+        area = float(count(carried))
         self._in_view_from_area(track, carried)
         state.mask = self._sharpen(track, carried, self._moved(state.mask, moved[consistent], own))
         if track.colours_distinct and track.colour_share < track.colours.config.relocate_below:
             # slid off the target's colours: look for them nearby
             relocated = self._relocate(track, carried, 2 * config.max_object_step_px)
             if relocated is not carried:
-                carried, area = relocated, float(relocated.sum())
+                carried, area = relocated, float(count(relocated))
                 state.mask = self._sharpen(track, carried)
         if track.colours_distinct and state.mask.any():
             # The flow's consistency falls where an occluder's edge moves over the target (occlusion, decided by the
             # colours above); the target's colours lying within the carried mask say the map itself still fits.
-            state.confidence = max(state.confidence, float((state.mask & carried).sum() / state.mask.sum()))
+            state.confidence = max(state.confidence, count(state.mask & carried) / count(state.mask))
         if state.in_view < config.min_in_view or (area == 0 and not inside.all()):
             self._drop(track, LEFT_VIEW)
         elif self._hidden(track, visible, area):
@@ -459,13 +460,13 @@ class MaskTracker:
         if track.colours is None or self._image is None:
             return carried
         mask, colour_share = track.colours.sharpen(self._image, carried, previous)
-        if previous is not None and mask.sum() > self.config.max_growth * max(float(carried.sum()), track.peak_area):
+        if previous is not None and count(mask) > self.config.max_growth * max(float(count(carried)), track.peak_area):
             mask, colour_share = track.colours.sharpen(self._image, carried)  # grew onto something else
         track.colour_share = colour_share
         # Two views of how much is visible, each low in its own failure: the share of the carried mask with the
         # target's colours (low where an occluder's edge dragged the carried mask onto itself), and the sharpened
         # mask against the largest it was since the answer (low where the target shrinks as the camera backs away).
-        area = float(mask.sum())
+        area = float(count(mask))
         track.largest_seen = max(track.largest_seen, area)
         track.colour_visible = max(colour_share, area / track.largest_seen if track.largest_seen else 0.0)
         return mask
@@ -527,13 +528,13 @@ class MaskTracker:
         showing = track.colour_share >= threshold
         if showing and mask.any():
             state.found, state.reason, state.mask = True, "", mask
-            state.confidence = float((mask & carried).sum() / mask.sum())
+            state.confidence = count(mask & carried) / count(mask)
         else:
             state.found, state.reason, state.mask = False, OCCLUDED, np.zeros(self._full_shape, bool)
         out_in_full = state.found and track.colour_share >= self.config.visible_to_follow_flow
         if out_in_full or track.hidden_steps >= self.config.max_hidden_frames:
             # the flow carries it from here (a target never out in full is dropped after max_hidden_frames)
-            track.hidden_steps, track.carried, track.expected_area = -1, carried, float(carried.sum())
+            track.hidden_steps, track.carried, track.expected_area = -1, carried, float(count(carried))
             track.prev_small = self._to_small(state.mask)
 
     def _drop(self, track: _Track, reason: str) -> None:

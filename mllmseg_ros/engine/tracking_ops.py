@@ -19,6 +19,18 @@ def lower_this_thread_priority(niceness: int = 5) -> bool:
         return False
 
 
+def count(mask: np.ndarray) -> int:
+    """Set pixels of a 2-D bool mask; OpenCV's count is ~15x faster than numpy's sum on a 640 x 480 frame, and the
+    tracker counts a dozen masks a frame."""
+    return cv2.countNonZero(mask.view(np.uint8))
+
+
+def centre(mask: np.ndarray) -> np.ndarray | None:
+    """(x, y) mean of a 2-D bool mask's set pixels (image moments: no index arrays), None when empty."""
+    moments = cv2.moments(mask.view(np.uint8), binaryImage=True)
+    return None if moments["m00"] == 0 else np.array([moments["m10"] / moments["m00"], moments["m01"] / moments["m00"]])
+
+
 def area_scale(xs: np.ndarray, ys: np.ndarray, dest_x: np.ndarray, dest_y: np.ndarray) -> float:
     """How much the target's area changed in one step: the determinant of the affine motion fitted to its pixels."""
     if len(xs) < 6:
