@@ -64,9 +64,6 @@ class TrackerConfig:
     max_growth: float = 1.5  # a mask grown by its colours past the carried one stays below this times the target's
     #                           largest area (else only the carried mask is sharpened)
     min_area_px: int = 16  # masks smaller than this (full-resolution pixels) are not tracked
-    refine_to_source: bool = True  # re-measure each chain against its source frame (no drift; one more flow)
-    refine_every: int = 3  # ... every this many frames (the drift of a few composed steps is tiny; the flow is not free)
-    max_refine_px: float = 1.0  # larger corrections from the direct flow are taken as failed matches
     max_points: int = 4000  # target pixels sampled for the consistency and the motion fit
     forward_margin_px: int = 24  # the forward flow (for the consistency check) is computed this far around the targets
     own_motion_px: float = 0.75  # an object whose matched shift differs from the flow's by more moves on its own
@@ -138,7 +135,6 @@ class MaskTracker:
     def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:
         self.config = config
         self._flow = cv2.DISOpticalFlow_create(config.preset)
-        self._refiner = cv2.DISOpticalFlow_create(config.preset)
         self._lock = threading.Lock()
         self._grey: np.ndarray | None = None  # newest frame, downscaled grey
         self._image: np.ndarray | None = None  # newest frame as given (the colours sharpen masks on it)
@@ -249,16 +245,6 @@ class MaskTracker:
             chain.map_xy = self._grid + self._flow.calc(grey, chain.source_grey, None)
         else:  # compose: new pixel -> previous frame (step_map) -> source (the old map, sampled there)
             chain.map_xy = cv2.remap(chain.map_xy, step_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            if self.config.refine_to_source and chain.steps % self.config.refine_every == 0:
-                # Composed steps add up each step's small bias; a direct flow to the source frame, started from the
-                # composed guess, does not drift (the source's appearance is what the mask was drawn on).
-                # Where the source looks too different (rotated, scaled) the direct match fails: there the change
-                # is large, and the composed guess is kept.
-                guess = chain.map_xy - self._grid
-                change = self._refiner.calc(grey, chain.source_grey, guess.copy()) - guess
-                small = np.abs(change[..., 0]) + np.abs(change[..., 1]) <= self.config.max_refine_px
-                change *= small[..., None]
-                chain.map_xy += change
         chain.steps += 1
 
     # --- answers -------------------------------------------------------------------------------------------------------
