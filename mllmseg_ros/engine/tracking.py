@@ -84,6 +84,8 @@ class TrackedMask:
     reason: str = ""  # why not found; empty while tracked
     steps: int = 0  # flow steps since the model's frame
     in_view: float = 1.0  # estimated fraction of the target still inside the image
+    answer_frame: object = None  # the frame id of the model answer this rests on (an older one than the newest
+    #                              answer where that answer was "not found" on a frame that showed the target hidden)
 
 
 @dataclass
@@ -96,6 +98,7 @@ class _Chain:
     source_image: np.ndarray | None = None  # the source frame as given (its colours describe the target)
     camera_offset: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # the camera's own motion
     #   since the source frame (sum of each frame's median flow, flow pixels: newest frame -> source)
+    hidden_targets: frozenset = frozenset()  # targets the tracker held hidden behind something on the source frame
 
 
 @dataclass
@@ -172,7 +175,8 @@ class MaskTracker:
         """``image`` goes to the model: keep a chain from it so its answer can be brought to the newest frame."""
         grey = self._small_grey(image)
         with self._lock:
-            chain = _Chain(grey, source_image=image)
+            chain = _Chain(grey, source_image=image,
+                           hidden_targets=frozenset(i for i, track in enumerate(self._tracks) if track.hidden_steps >= 0))
             if frame_id == self._frame_id:  # the tracker's newest frame itself
                 chain.map_xy = _identity(*grey.shape)
             self._pending = {frame_id: chain}  # one model call at a time per camera: older ones are never answered
@@ -248,9 +252,14 @@ class MaskTracker:
         chain.steps += 1
 
     # --- answers -------------------------------------------------------------------------------------------------------
-    def anchor(self, frame_id: object, masks: list[np.ndarray | None]) -> list[TrackedMask]:
+    def anchor(self, frame_id: object, masks: list[np.ndarray | None], keep_hidden: bool = True) -> list[TrackedMask]:
         """The model's masks for frame ``frame_id`` (None: not found), brought to the newest frame; they replace every
-        track. A frame never ``remember``-ed (or forgotten by ``reset``) anchors nothing."""
+        track. A frame never ``remember``-ed (or forgotten by ``reset``) anchors nothing.
+
+        Except one (unless ``keep_hidden`` is False: the answer is to another question than the tracks'): a "not
+        found" for a target the tracker held hidden behind something on that very frame (and still follows) leaves
+        that track as it is. The model could not see what was hidden; the earlier answer's target is shown again
+        when its colours come out where the camera's motion puts it."""
         with self._lock:
             chain = self._pending.pop(frame_id, None)
             if chain is None or self._grey is None:
@@ -259,10 +268,26 @@ class MaskTracker:
             if chain.map_xy is None:  # answered before any newer frame arrived
                 chain.map_xy = self._grid.copy() if frame_id == self._frame_id else self._grid + self._flow.calc(
                     self._grey, chain.source_grey, None)
-            self._tracks = [self._new_track(mask, chain) for mask in masks]
-            for index, track in enumerate(self._tracks):
+            previous = self._tracks
+            self._tracks = []
+            for index, mask in enumerate(masks):
+                if keep_hidden and (mask is None or not mask.any()) and self._still_hidden(previous, index, chain):
+                    self._tracks.append(previous[index])
+                    continue
+                track = self._new_track(mask, chain)
+                track.state.answer_frame = frame_id
                 self._continue_in_view(index, track)
+                self._tracks.append(track)
             return [track.state for track in self._tracks]
+
+    @staticmethod
+    def _still_hidden(tracks: list[_Track], index: int, chain: _Chain) -> bool:
+        """Target ``index`` was hidden on the chain's source frame, and its track is still followed (hidden or shown
+        again)."""
+        if index not in chain.hidden_targets or index >= len(tracks):
+            return False
+        track = tracks[index]
+        return track.hidden_steps >= 0 or track.state.found
 
     def _new_track(self, mask: np.ndarray | None, chain: _Chain) -> _Track:
         steps = chain.steps

@@ -4,7 +4,8 @@ A thread of its own (``mllmseg_tracking``) beside the inference thread: woken by
 camera's ``MaskTracker`` (engine/tracking.py) to that camera's newest frame and publishes the carried masks as
 ``source = SOURCE_TRACKED`` results, with the 3D centroid from that frame's own depth. The inference thread tells it
 which frame the model is answering (``model_takes``) and hands it every answer (``model_answered``): the answer is
-brought forward to the newest frame at once (re-anchoring) and replaces the track.
+brought forward to the newest frame at once (re-anchoring) and replaces the track (but a "not found" about a frame on
+which the tracker held the target hidden leaves its track going: ``MaskTracker.anchor``).
 
 Tracks belong to one command (its serial): a new command or a stop discards them, and a tracked result of a replaced
 command is never published. ``mode: once`` never tracks; ``tracking: auto`` tracks while the model answers more slowly
@@ -50,12 +51,13 @@ def frame_key(frame: Frame) -> tuple[float, float]:
 
 @dataclass
 class _Answer:
-    """The model answer a camera's track rests on."""
+    """The model answers a camera's tracks rest on, per target: the newest one, or an earlier one where the newest
+    said "not found" about a target the tracker held hidden on that frame (the track goes on)."""
 
     serial: int
-    stamp: float  # of the answered frame
     expressions: list[str]
-    confidences: list[float]
+    stamps: list[float]  # of the answered frame, per target
+    confidences: list[float]  # P([SEG]), per target
 
 
 @dataclass
@@ -135,11 +137,18 @@ class TrackingWorker:
             camera.tracker.reset()
             camera.answer = None
             return
-        states = camera.tracker.anchor(frame_key(frame), [r.mask if r.found else None for r in results])
+        earlier = camera.answer if camera.answer is not None and camera.answer.serial == command.serial else None
+        key = frame_key(frame)
+        states = camera.tracker.anchor(key, [r.mask if r.found else None for r in results], keep_hidden=earlier is not None)
         if not states:  # the frame was never remembered (tracking just turned on): start from the next answer
             camera.answer = None
             return
-        camera.answer = _Answer(command.serial, frame.stamp, [r.expression for r in results], [float(r.confidence) for r in results])
+        answer = _Answer(command.serial, [r.expression for r in results], [frame.stamp] * len(results),
+                         [float(r.confidence) for r in results])
+        for index, state in enumerate(states):
+            if state.answer_frame != key and earlier is not None and index < len(earlier.stamps):  # a track kept on
+                answer.stamps[index], answer.confidences[index] = earlier.stamps[index], earlier.confidences[index]
+        camera.answer = answer
         camera.publish_newest = camera.last_frame is not None and frame_key(camera.last_frame) != frame_key(frame)
         self._wake.set()
 
@@ -210,9 +219,9 @@ class TrackingWorker:
         started = time.perf_counter()
         depth, intrinsics, depth_reason = stream.depth_for(frame, settings)
         array = build_array(frame, command.text, results, depth, intrinsics, depth_reason, {}, time.perf_counter() - started)
-        for segmentation, state in zip(array.segmentations, states):
+        for segmentation, state, answer_stamp in zip(array.segmentations, states, answer.stamps):
             segmentation.source = segmentation.SOURCE_TRACKED
-            segmentation.answer_age_s = float(frame.stamp - answer.stamp)
+            segmentation.answer_age_s = float(frame.stamp - answer_stamp)
             segmentation.track_confidence = float(state.confidence)
             segmentation.track_status = "tracking" if segmentation.found else state.reason
         stream.publisher.publish(array, frame, results, settings.publish_markers)

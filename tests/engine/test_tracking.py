@@ -329,3 +329,49 @@ def test_an_answer_that_arrives_while_the_target_is_hidden_is_taken_up_when_it_c
         [state] = tracker.add_frame(image, step)
         assert visible.any() or not state.found
     assert state.found and iou(state.mask, whole) > 0.9
+
+
+def _hide_behind_board(background: np.ndarray) -> tuple[MaskTracker, int]:
+    """A tracker that followed the disc until the board hid it; returns it and the first step of the board's pass on
+    which nothing of the disc shows."""
+    image, _, whole = _board_over_disc(background, 0)
+    tracker = anchored(image, whole)
+    hidden_at = next(step for step in range(1, 60) if not _board_over_disc(background, step)[1].any())
+    for step in range(1, hidden_at + 1):
+        [state] = tracker.add_frame(_board_over_disc(background, step)[0], step)
+    assert not state.found and state.reason == OCCLUDED
+    return tracker, hidden_at
+
+
+@pytest.mark.parametrize("keep_hidden", [True, False])
+def test_a_not_found_answer_about_a_hidden_target_keeps_the_earlier_answers_track(keep_hidden):
+    """The model looked at a frame where the board hid the target and answered "not found"; the tracker held that
+    target hidden there. Its track (from the earlier answer) goes on and is shown again as the target comes out; it
+    rests on the earlier answer (``answer_frame``). Without ``keep_hidden`` the answer ends it, as any answer does."""
+    background, _ = view()
+    tracker, hidden_at = _hide_behind_board(background)
+    tracker.remember(_board_over_disc(background, hidden_at)[0], hidden_at)  # the model takes a frame hiding it
+    tracker.add_frame(_board_over_disc(background, hidden_at + 1)[0], hidden_at + 1)
+    [state] = tracker.anchor(hidden_at, [None], keep_hidden=keep_hidden)
+    assert not state.found
+    assert state.reason == (OCCLUDED if keep_hidden else NOT_FOUND)
+    for step in range(hidden_at + 2, 60):
+        image, visible, whole = _board_over_disc(background, step)
+        [state] = tracker.add_frame(image, step)
+        assert visible.any() or not state.found
+    if keep_hidden:
+        assert state.found and iou(state.mask, whole) > 0.9 and state.answer_frame == 0
+    else:
+        assert not state.found and state.reason == NOT_FOUND
+
+
+def test_a_not_found_answer_about_a_target_seen_on_that_frame_ends_its_track():
+    """The tracker saw the target on the frame the model answered "not found" about: the model's word stands."""
+    tracker = anchored(*view())
+    tracker.add_frame(view(dx=2.0)[0], 1)
+    tracker.remember(view(dx=2.0)[0], 1)
+    tracker.add_frame(view(dx=4.0)[0], 2)
+    [state] = tracker.anchor(1, [None])
+    assert not state.found and state.reason == NOT_FOUND and state.answer_frame == 1
+    [state] = tracker.add_frame(view(dx=6.0)[0], 3)
+    assert not state.found and state.reason == NOT_FOUND

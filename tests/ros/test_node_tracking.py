@@ -239,3 +239,59 @@ def test_a_new_command_or_a_stop_discards_the_track(ros, make_node, seg_checkpoi
     first_model = next(i for i, a in enumerate(new) if a.segmentations[0].source == 0)
     assert all(a.command == "the blue bowl" for a in new)
     assert first_model == 0  # before the new command's first answer, no result rests on the old one
+
+
+def _disc_behind_board(step: int) -> tuple[np.ndarray, np.ndarray]:
+    """A red disc on a textured table, a white board sweeping over it from the left: (image, the disc's whole mask)."""
+    rng = np.random.default_rng(3)
+    table = cv2.GaussianBlur(rng.uniform(60, 200, (240, 320)).astype(np.float32), (0, 0), 3).astype(np.uint8)
+    image = np.dstack([table] * 3)
+    whole = np.zeros((240, 320), np.uint8)
+    cv2.circle(whole, (160, 120), 25, 1, -1)
+    image[whole.astype(bool)] = (200, 30, 30)
+    image[:, max(0, -80 + 8 * step):max(0, 10 + 8 * step)] = 235
+    return image, whole.astype(bool)
+
+
+@pytest.mark.parametrize("same_command", [True, False])
+def test_a_not_found_answer_about_a_hidden_target_keeps_the_earlier_answers_age(same_command):
+    """The model said "not found" about a frame on which the tracker held the target hidden behind a board: the
+    track goes on, and its results keep the earlier answer's stamp and confidence (answer_age_s counts from there).
+    An answer to another command is never mixed with the old track."""
+    from types import SimpleNamespace
+
+    from mllmseg_ros.ros.buffers import Frame
+    from mllmseg_ros.ros.tracking import TrackingWorker, frame_key
+
+    worker = TrackingWorker(SimpleNamespace(settings=SimpleNamespace(mode="continuous", tracking="on",
+                                                                     track_min_confidence=0.5)))
+    stream = object()
+    tracker = worker._camera(stream).tracker
+    frames = [Frame(_disc_behind_board(step)[0], None, received=float(step), stamp=100.0 + step) for step in range(40)]
+
+    def answer(mask):
+        return [SimpleNamespace(found=mask is not None, mask=mask, expression="the red cup",
+                                confidence=0.9 if mask is not None else 0.2)]
+
+    tracker.add_frame(frames[0].rgb, frame_key(frames[0]))
+    tracker.remember(frames[0].rgb, frame_key(frames[0]))
+    worker.model_answered(stream, frames[0], SimpleNamespace(serial=1), answer(_disc_behind_board(0)[1]))
+    hidden = None
+    for step in range(1, 39):
+        [state] = tracker.add_frame(frames[step].rgb, frame_key(frames[step]))
+        image, whole = _disc_behind_board(step)
+        if not (image[whole] == (200, 30, 30)).all(axis=1).any():  # the board covers all of it
+            assert not state.found and state.reason == "occluded"
+            hidden = step
+            break
+    assert hidden is not None
+    tracker.remember(frames[hidden].rgb, frame_key(frames[hidden]))
+    tracker.add_frame(frames[hidden + 1].rgb, frame_key(frames[hidden + 1]))
+    worker.model_answered(stream, frames[hidden], SimpleNamespace(serial=1 if same_command else 2), answer(None))
+    answer_now = worker._camera(stream).answer
+    if same_command:
+        assert answer_now.stamps == [100.0] and answer_now.confidences == [0.9]
+        assert tracker.results()[0].reason == "occluded"
+    else:
+        assert answer_now.stamps == [frames[hidden].stamp] and answer_now.confidences == [0.2]
+        assert tracker.results()[0].reason == "not found by the model"
