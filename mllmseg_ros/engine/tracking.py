@@ -60,6 +60,8 @@ class TrackerConfig:
     min_visible_to_resume: float = 0.4  # a hidden target is taken up again where this much of it shows its colours
     max_hidden_frames: int = 45  # ... moved with the camera at most this many frames after it was hidden
     visible_to_follow_flow: float = 0.9  # ... and once this much of it shows, the flow carries it again
+    relative_frames: int = 30  # ... moved meanwhile by its own motion against the camera's: the median over this
+    #                            many frames in full sight (the last ones before it is hidden are the occluder's)
     min_area_ratio: float = 0.45  # drop when the mask is this much smaller than its own motion predicts
     max_growth: float = 1.5  # a mask grown by its colours past the carried one stays below this times the target's
     #                           largest area (else only the carried mask is sharpened)
@@ -97,7 +99,8 @@ class _Chain:
     steps: int = 0
     source_image: np.ndarray | None = None  # the source frame as given (its colours describe the target)
     camera_offset: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # the camera's own motion
-    #   since the source frame (sum of each frame's median flow, flow pixels: newest frame -> source)
+    #   since the source frame (sum of each frame's median flow, flow pixels: newest frame -> source); for a hidden
+    #   target, plus its own motion against the camera's (_Track.relative_step)
     hidden_targets: frozenset = frozenset()  # targets the tracker held hidden behind something on the source frame
 
 
@@ -120,6 +123,10 @@ class _Track:
     carried: np.ndarray | None = None  # H x W bool, the model's mask moved by the flow alone (before sharpening)
     hidden_steps: int = -1  # frames it was moved with the camera since it was hidden (shown again or not); -1: the
     #                         flow carries it (or it is not looked for)
+    relative_history: list = field(default_factory=list)  # its own motion per frame against the camera's median
+    #   one (flow pixels, backward: newest -> previous), on the last frames it was in full sight: parallax (a target
+    #   nearer or farther than most of the scene) or its own motion
+    relative_step: np.ndarray | None = None  # the median of relative_history: how a hidden target is taken to move
 
     @property
     def colours_distinct(self) -> bool:
@@ -208,7 +215,7 @@ class MaskTracker:
             self._grey = grey
             for track in live:
                 self._advance(track.chain, grey, step_map, camera_step)
-                self._update(track, forward, backward)
+                self._update(track, forward, backward, camera_step)
             for track in hidden:
                 self._follow_hidden(track, camera_step)
             self._grey, self._frame_id = grey, frame_id
@@ -276,6 +283,9 @@ class MaskTracker:
                     continue
                 track = self._new_track(mask, chain)
                 track.state.answer_frame = frame_id
+                if index < len(previous):  # the same target, last measured on the earlier answer's track
+                    track.relative_step = previous[index].relative_step
+                    track.relative_history = list(previous[index].relative_history)
                 self._continue_in_view(index, track)
                 self._tracks.append(track)
             return [track.state for track in self._tracks]
@@ -405,7 +415,7 @@ class MaskTracker:
         small_h, small_w = self._grey.shape
         return cv2.resize(mask.astype(np.uint8), (small_w, small_h), interpolation=cv2.INTER_NEAREST).astype(bool)
 
-    def _update(self, track: _Track, forward: np.ndarray, backward: np.ndarray) -> None:
+    def _update(self, track: _Track, forward: np.ndarray, backward: np.ndarray, camera_step: np.ndarray) -> None:
         config, state = self.config, track.state
         small_h, small_w = self._grey.shape
         ys, xs = np.nonzero(track.prev_small)
@@ -431,7 +441,13 @@ class MaskTracker:
         carried = self._warp(track, carried_small if track.own_shift is None else None)  # own motion moved the map
         area = float(count(carried))
         self._in_view_from_area(track, carried)
-        state.mask = self._sharpen(track, carried, self._moved(state.mask, moved[consistent], own))
+        target_step = np.median(moved[consistent], axis=0) + own if consistent.any() else None  # forward, flow px
+        state.mask = self._sharpen(track, carried, self._moved(state.mask, target_step))
+        if target_step is not None and track.colours_distinct and track.colour_visible >= config.visible_to_follow_flow:
+            track.relative_history.append((-target_step - camera_step).astype(np.float32))
+            if len(track.relative_history) > config.relative_frames:
+                track.relative_history.pop(0)
+            track.relative_step = np.median(np.array(track.relative_history), axis=0).astype(np.float32)
         if track.colours_distinct and track.colour_share < track.colours.config.relocate_below:
             # slid off the target's colours: look for them nearby
             relocated = self._relocate(track, carried, 2 * config.max_object_step_px)
@@ -500,29 +516,34 @@ class MaskTracker:
                                        borderMode=cv2.BORDER_REPLICATE)  # new pixel x maps where x - delta mapped
         return self._warp(track)
 
-    def _moved(self, mask: np.ndarray, steps: np.ndarray, own: np.ndarray) -> np.ndarray | None:
-        """``mask`` shifted by the median flow step of the target's consistent pixels (flow pixels, ``own`` added)."""
-        if not mask.any() or len(steps) == 0:
+    def _moved(self, mask: np.ndarray, step: np.ndarray | None) -> np.ndarray | None:
+        """``mask`` shifted by ``step`` (the target's forward motion, flow pixels)."""
+        if not mask.any() or step is None:
             return None
-        dx, dy = (np.median(steps, axis=0) + own) * (self._full_shape[1] / self._grey.shape[1])
+        dx, dy = step * (self._full_shape[1] / self._grey.shape[1])
         return cv2.warpAffine(mask.astype(np.uint8), np.float32([[1, 0, dx], [0, 1, dy]]), mask.shape[::-1],
                               flags=cv2.INTER_NEAREST).astype(bool)
 
     def _hide(self, track: _Track) -> None:
         """A target dropped as occluded is looked for again where its colours tell it apart. The flow where it was
         follows whatever hides it (an occluder's edge drags it along before the drop), so from the model's frame
-        only the camera's own motion is taken to have moved it."""
+        it is taken to have moved with the camera, plus its own steady motion against the camera's as measured while
+        it was in full sight (``relative_step``: parallax under a panning camera, or an object moving on its own)."""
         if track.colours_distinct:
+            if track.relative_step is not None:  # its own motion, taken as steady since the model's frame
+                track.chain.camera_offset = track.chain.camera_offset + track.chain.steps * track.relative_step
             track.chain.map_xy = self._grid + track.chain.camera_offset
             track.hidden_steps = 0
 
     def _follow_hidden(self, track: _Track, camera_step: np.ndarray) -> None:
         """A target hidden behind something, moved as the camera moves (the frame's median flow, ``camera_step``: new
-        pixel -> previous frame), and published again where its colours show there (or nearby, ``_relocate``). The
+        pixel -> previous frame) plus its own ``relative_step``, and published again where its colours show there (or nearby, ``_relocate``). The
         flow takes over once it is out in full: while an occluder's edge crosses it, it would drag the mask along."""
         track.hidden_steps += 1
         state = track.state
         track.chain.camera_offset = track.chain.camera_offset + camera_step
+        if track.relative_step is not None:
+            track.chain.camera_offset = track.chain.camera_offset + track.relative_step
         track.chain.map_xy = self._grid + track.chain.camera_offset
         track.chain.steps = state.steps = track.chain.steps + 1
         carried = self._warp(track)

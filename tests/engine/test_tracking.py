@@ -375,3 +375,30 @@ def test_a_not_found_answer_about_a_target_seen_on_that_frame_ends_its_track():
     assert not state.found and state.reason == NOT_FOUND and state.answer_frame == 1
     [state] = tracker.add_frame(view(dx=6.0)[0], 3)
     assert not state.found and state.reason == NOT_FOUND
+
+
+def _near_disc_behind_post(step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A panning camera: the table's texture moves left 2 px a frame, a red disc nearer the camera 4 px a frame
+    (parallax), and a white post fixed in the view hides the disc as it passes: (image, visible, whole)."""
+    background, _ = view(dx=-2.0 * step)
+    image, whole = _plain_disc_on(background, (290.0 - 4.0 * step, 120.0), radius=20)
+    image[:, 110:190] = 235
+    visible = whole.copy()
+    visible[:, 110:190] = False
+    return image, visible, whole
+
+
+def test_a_hidden_target_moving_against_the_camera_is_found_where_its_own_motion_took_it():
+    """The disc moves in the image at twice the table's speed. While hidden it is moved by the camera's motion plus
+    its own, as measured while it was in sight; by the camera's alone it would come out 2 px a frame ahead of where
+    it is looked for and not be found again."""
+    image, _, whole = _near_disc_behind_post(0)
+    tracker = anchored(image, whole)
+    reasons, found_while_hidden = [], 0
+    for step in range(1, 61):
+        image, visible, whole = _near_disc_behind_post(step)
+        [state] = tracker.add_frame(image, step)
+        reasons.append(state.reason)
+        found_while_hidden += int(state.found and not visible.any())
+    assert OCCLUDED in reasons and found_while_hidden == 0
+    assert state.found and iou(state.mask, whole) > 0.9, (state.reason, iou(state.mask, whole))
