@@ -56,9 +56,9 @@ class TrackerConfig:
     confidence_smoothing: float = 0.5  # weight of the newest step in the running consistency
     min_in_view: float = 0.4  # drop when less than this fraction of the target is still inside the image
     min_visible: float = 0.4  # drop when less than this fraction of the target moved consistently in one step
-    min_visible_by_colour: float = 0.2  # ... or, where its colours set it apart, when less than this shows them
-    min_visible_to_resume: float = 0.4  # a hidden target is taken up again where this much of it shows its colours
-    max_hidden_frames: int = 45  # ... moved with the camera at most this many frames after it was hidden
+    min_visible_by_colour: float = 0.2  # ... or, where its colours set it apart, when less than this shows them (a
+    #                                     hidden target is published again where as much shows them)
+    max_hidden_frames: int = 45  # a hidden target is moved with the camera at most this many frames
     visible_to_follow_flow: float = 0.9  # ... and once this much of it shows, the flow carries it again
     relative_frames: int = 30  # ... moved meanwhile by its own motion against the camera's: the median over this
     #                            many frames in full sight (the last ones before it is hidden are the occluder's)
@@ -556,8 +556,7 @@ class MaskTracker:
             track.chain.map_xy = self._grid + track.chain.camera_offset
             carried = self._warp(track)
         mask = self._sharpen(track, carried)
-        threshold = self.config.min_visible_by_colour if state.found else self.config.min_visible_to_resume
-        showing = track.colour_share >= threshold
+        showing = track.colour_share >= self.config.min_visible_by_colour
         if showing and mask.any():
             state.found, state.reason, state.mask = True, "", mask
             state.confidence = count(mask & carried) / count(mask)
