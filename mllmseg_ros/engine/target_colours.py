@@ -125,6 +125,8 @@ class TargetColours:
         sharp = cv2.morphologyEx(sharp, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # lone pixels of a like colour
         count, labels = cv2.connectedComponents(sharp)
         core = cv2.erode(region, np.ones((5, 5), np.uint8)).astype(bool)
+        if not core.any():  # a sliver thinner than the erosion: all of it is the core
+            core = region.astype(bool)
         keep = np.zeros(count, bool)  # per component: whether it touches the core (a lookup: np.isin is slower)
         keep[labels[core]] = True
         keep[0] = False

@@ -105,3 +105,15 @@ def test_relocate_changes_nothing_when_the_colours_are_not_distinct():
     _, truth = scene((120, 120))
     cloth = RNG.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
     assert TargetColours(cloth, truth).relocate(cloth, shifted(truth, 10, 0), radius=30) is None
+
+
+def test_a_sliver_thinner_than_the_core_erosion_is_kept():
+    """The model's answer may be a thin sliver of a target coming out from behind something: sharpening keeps it
+    (an empty core used to leave nothing, so the answer was dropped as hidden at once)."""
+    image, truth = scene((120, 120))
+    colours = TargetColours(image, truth)
+    sliver = truth.copy()
+    sliver[:, :148] = False  # the disc's rightmost 3 px
+    assert 0 < sliver.sum() < 100
+    mask, visible = colours.sharpen(image, sliver)
+    assert mask.any() and iou(mask & sliver, sliver) > 0.8 and visible > 0.9
