@@ -66,6 +66,8 @@ class TrackerConfig:
     max_growth: float = 1.5  # a mask grown by its colours past the carried one stays below this times the target's
     #                           largest area (else only the carried mask is sharpened)
     min_area_px: int = 16  # masks smaller than this (full-resolution pixels) are not tracked
+    min_colour_area_ratio: float = 0.5  # an answer's mask smaller than this times the one the target's colours were
+    #                                    learnt on keeps those colours
     max_points: int = 4000  # target pixels sampled for the consistency and the motion fit
     forward_margin_px: int = 24  # the forward flow (for the consistency check) is computed this far around the targets
     own_motion_px: float = 0.75  # an object whose matched shift differs from the flow's by more moves on its own
@@ -154,6 +156,8 @@ class MaskTracker:
         self._pending: dict[object, _Chain] = {}  # frames the model is answering
         self._tracks: list[_Track] = []
         self._peak_area: dict[int, float] = {}  # per target: its largest mask so far, across answers (until reset)
+        self._colours: dict[int, tuple[TargetColours, float]] = {}  # per target: its colours and the mask area they
+        #                                                            were learnt on (see _colours_for)
 
     # --- state -------------------------------------------------------------------------------------------------------
     @property
@@ -164,7 +168,7 @@ class MaskTracker:
     def reset(self) -> None:
         """Forget every track and every frame waiting for an answer (a new command)."""
         with self._lock:
-            self._tracks, self._pending, self._peak_area = [], {}, {}
+            self._tracks, self._pending, self._peak_area, self._colours = [], {}, {}, {}
 
     def results(self) -> list[TrackedMask]:
         with self._lock:
@@ -281,7 +285,7 @@ class MaskTracker:
                 if keep_hidden and (mask is None or not mask.any()) and self._still_hidden(previous, index, chain):
                     self._tracks.append(previous[index])
                     continue
-                track = self._new_track(mask, chain)
+                track = self._new_track(mask, chain, index)
                 track.state.answer_frame = frame_id
                 if index < len(previous):  # the same target, last measured on the earlier answer's track
                     track.relative_step = previous[index].relative_step
@@ -299,7 +303,7 @@ class MaskTracker:
         track = tracks[index]
         return track.hidden_steps >= 0 or track.state.found
 
-    def _new_track(self, mask: np.ndarray | None, chain: _Chain) -> _Track:
+    def _new_track(self, mask: np.ndarray | None, chain: _Chain, index: int) -> _Track:
         steps = chain.steps
         own = _Chain(chain.source_grey, chain.map_xy.copy(), steps, camera_offset=chain.camera_offset.copy())
         empty = np.zeros(self._full_shape, bool)
@@ -310,7 +314,7 @@ class MaskTracker:
         track = _Track(mask.astype(np.float32), own, TrackedMask(mask.copy(), True, 1.0, steps=steps), float(mask.sum()))
         track.source_small = self._to_small(mask)
         track.source_centre = centre(track.source_small)
-        track.colours = TargetColours(chain.source_image, mask) if chain.source_image is not None else None
+        track.colours = self._colours_for(index, mask, chain.source_image)
         if steps:  # brought over the frames since the model's: the area it has now is the reference from here on
             radius = min(self.config.max_carried_shift_px, self.config.max_object_step_px * steps)
             self._correct_for_own_motion(track, self._carry_small(track) >= 0.5, int(radius))
@@ -322,6 +326,20 @@ class MaskTracker:
                 track.state.in_view = 0.0
         track.prev_small = self._to_small(track.state.mask)
         return track
+
+    def _colours_for(self, index: int, mask: np.ndarray, image: np.ndarray | None) -> TargetColours | None:
+        """Target ``index``'s colours: learnt on this answer, or on an earlier one where this answer's mask is less
+        than ``min_colour_area_ratio`` of it (a sliver of the target coming out from behind something: its few
+        colours would keep the rest of it out as it comes out)."""
+        if image is None:
+            return None
+        area = float(count(mask))
+        earlier = self._colours.get(index)
+        if earlier is not None and earlier[0].distinct and area < self.config.min_colour_area_ratio * earlier[1]:
+            return earlier[0]
+        colours = TargetColours(image, mask)
+        self._colours[index] = (colours, area)
+        return colours
 
     def _in_view_from_area(self, track: _Track, mask: np.ndarray) -> None:
         """A carried mask at the image's edge shows how much of the target is left: the flow itself is least sure at

@@ -402,3 +402,41 @@ def test_a_hidden_target_moving_against_the_camera_is_found_where_its_own_motion
         found_while_hidden += int(state.found and not visible.any())
     assert OCCLUDED in reasons and found_while_hidden == 0
     assert state.found and iou(state.mask, whole) > 0.9, (state.reason, iou(state.mask, whole))
+
+
+def _shaded_disc_behind_board(background: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A disc lit from the right (dark red on its left, bright on its right: a sliver of it shows only some of its
+    colours) at (160, 120), a white board sweeping over it left to right: (image, visible, whole)."""
+    whole = np.zeros(background.shape[:2], np.uint8)
+    cv2.circle(whole, (160, 120), 25, 1, -1)
+    whole = whole.astype(bool)
+    light = np.clip((np.arange(background.shape[1]) - 135) / 50.0, 0, 1)[None, :, None]
+    shaded = (np.float32([90, 15, 15]) + light * np.float32([160, 50, 50])).astype(np.uint8)
+    image = np.where(whole[..., None], np.broadcast_to(shaded, background.shape), background)
+    board = slice(max(0, -80 + 6 * step), max(0, 10 + 6 * step))
+    image[:, board] = 235
+    visible = whole.copy()
+    visible[:, board] = False
+    return image, visible, whole
+
+
+def test_an_answer_that_is_a_sliver_keeps_the_colours_learnt_on_a_fuller_one():
+    """The model answered a frame on which only the dark edge of the target came out from behind the board. Its track
+    keeps the colours learnt on the earlier, whole answer, so it grows with the target as it comes out (the
+    sliver's own colours would keep the bright part out)."""
+    background, _ = view()
+    image, _, whole = _shaded_disc_behind_board(background, 0)
+    tracker = anchored(image, whole)
+    sliver_at = next(step for step in range(1, 60) if not _shaded_disc_behind_board(background, step - 3)[1].any()
+                     and 0.05 < _shaded_disc_behind_board(background, step)[1].sum() / whole.sum() < 0.15)
+    for step in range(1, sliver_at + 1):
+        tracker.add_frame(_shaded_disc_behind_board(background, step)[0], step)
+    tracker.remember(_shaded_disc_behind_board(background, sliver_at)[0], sliver_at)
+    for step in range(sliver_at + 1, sliver_at + 3):
+        tracker.add_frame(_shaded_disc_behind_board(background, step)[0], step)
+    [state] = tracker.anchor(sliver_at, [_shaded_disc_behind_board(background, sliver_at)[1]])
+    for step in range(sliver_at + 3, 50):
+        image, visible, whole = _shaded_disc_behind_board(background, step)
+        [state] = tracker.add_frame(image, step)
+    assert visible.sum() == whole.sum()  # the board has passed
+    assert state.found and iou(state.mask, whole) > 0.9, (state.reason, iou(state.mask, whole))
