@@ -70,6 +70,7 @@ class TrackerConfig:
     #                                    learnt on keeps those colours
     max_points: int = 4000  # target pixels sampled for the consistency and the motion fit
     forward_margin_px: int = 24  # the forward flow (for the consistency check) is computed this far around the targets
+    live_map_margin_px: int = 32  # ... and a live track's map this far around it (flow pixels)
     own_motion_px: float = 0.75  # an object whose matched shift differs from the flow's by more moves on its own
     own_motion_cost_ratio: float = 0.7  # ... when its pixels match at least this much better there
     max_object_step_px: int = 8  # search radius for an object's own shift per frame (flow pixels)
@@ -104,6 +105,8 @@ class _Chain:
     #   since the source frame (sum of each frame's median flow, flow pixels: newest frame -> source); for a hidden
     #   target, plus its own motion against the camera's (_Track.relative_step)
     hidden_targets: frozenset = frozenset()  # targets the tracker held hidden behind something on the source frame
+    window: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1): the part of map_xy kept up to date, the rest
+    #   points far outside the source (_OUTSIDE); None: all of it
 
 
 @dataclass
@@ -134,6 +137,9 @@ class _Track:
     def colours_distinct(self) -> bool:
         """The target's colours set it apart from its surroundings: they sharpen, relocate and judge occlusion."""
         return self.colours is not None and self.colours.distinct
+
+
+_OUTSIDE = -1e4  # a map position far outside any source frame: what is warped through it is empty
 
 
 def _identity(height: int, width: int) -> np.ndarray:
@@ -217,8 +223,8 @@ class MaskTracker:
                 else:
                     self._advance(chain, grey, step_map, camera_step)
             self._grey = grey
-            for track in live:
-                self._advance(track.chain, grey, step_map, camera_step)
+            for track in live:  # a live track's map is needed only around it: composed there alone
+                self._advance(track.chain, grey, step_map, camera_step, self._around(track.prev_small))
                 self._update(track, forward, backward, camera_step)
             for track in hidden:
                 self._follow_hidden(track, camera_step)
@@ -254,13 +260,45 @@ class MaskTracker:
         for chain in self._pending.values():
             chain.map_xy = self._grid.copy()
 
-    def _advance(self, chain: _Chain, grey: np.ndarray, step_map: np.ndarray, camera_step: np.ndarray) -> None:
+    def _around(self, mask: np.ndarray | None) -> tuple[int, int, int, int] | None:
+        """The box around ``mask`` (flow resolution) widened by ``live_map_margin_px``; None: the whole frame."""
+        if mask is None or not mask.any():
+            return None
+        x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+        margin, (height, width) = self.config.live_map_margin_px, mask.shape
+        return max(0, x - margin), max(0, y - margin), min(width, x + w + margin), min(height, y + h + margin)
+
+    def _advance(self, chain: _Chain, grey: np.ndarray, step_map: np.ndarray, camera_step: np.ndarray,
+                 window: tuple[int, int, int, int] | None = None) -> None:
         chain.camera_offset = chain.camera_offset + camera_step
         if chain.map_xy is None:  # the source frame was never a tracker frame: one direct step from it
             chain.map_xy = self._grid + self._flow.calc(grey, chain.source_grey, None)
         else:  # compose: new pixel -> previous frame (step_map) -> source (the old map, sampled there)
-            chain.map_xy = cv2.remap(chain.map_xy, step_map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            self._resample(chain, step_map, window)
         chain.steps += 1
+
+    def _resample(self, chain: _Chain, positions: np.ndarray, window: tuple[int, int, int, int] | None) -> None:
+        """``chain.map_xy`` becomes the old map sampled at ``positions`` (h x w x 2, on the old map's grid), inside
+        ``window`` only (None: everywhere). Only the old map's own window is read, its edge extended outwards (as
+        the whole map's is at the image's edge): a marker value for "not kept" would be interpolated into positions
+        in between, some of them on the target."""
+        if window is None and chain.window is None:
+            chain.map_xy = cv2.remap(chain.map_xy, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            return
+        height, width = chain.map_xy.shape[:2]
+        x0, y0, x1, y1 = window if window is not None else (0, 0, width, height)
+        sampled, source = np.ascontiguousarray(positions[y0:y1, x0:x1]), chain.map_xy
+        if chain.window is not None:
+            ox0, oy0, ox1, oy1 = chain.window
+            sampled -= np.float32([ox0, oy0])
+            source = np.ascontiguousarray(chain.map_xy[oy0:oy1, ox0:ox1])
+        part = cv2.remap(source, sampled, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if window is None:
+            chain.map_xy = part
+        else:
+            chain.map_xy = np.full(chain.map_xy.shape, _OUTSIDE, np.float32)
+            chain.map_xy[y0:y1, x0:x1] = part
+        chain.window = window
 
     # --- answers -------------------------------------------------------------------------------------------------------
     def anchor(self, frame_id: object, masks: list[np.ndarray | None], keep_hidden: bool = True) -> list[TrackedMask]:
@@ -426,8 +464,14 @@ class MaskTracker:
     def _carry_small(self, track: _Track) -> np.ndarray:
         """The model's mask carried to the newest frame at flow resolution, as a float coverage (cheap: for decisions,
         not for output; >= 0.5 is the mask)."""
-        return cv2.remap(track.source_small.astype(np.float32), track.chain.map_xy, None, cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        source, chain = track.source_small.astype(np.float32), track.chain
+        if chain.window is None:
+            return cv2.remap(source, chain.map_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        x0, y0, x1, y1 = chain.window
+        carried = np.zeros(source.shape, np.float32)
+        carried[y0:y1, x0:x1] = cv2.remap(source, np.ascontiguousarray(chain.map_xy[y0:y1, x0:x1]), None,
+                                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return carried
 
     def _to_small(self, mask: np.ndarray) -> np.ndarray:
         small_h, small_w = self._grey.shape
@@ -530,8 +574,7 @@ class MaskTracker:
         delta = self._relocation(track, carried, radius_small)
         if delta is None:
             return carried
-        track.chain.map_xy = cv2.remap(track.chain.map_xy, self._grid - delta, None, cv2.INTER_LINEAR,
-                                       borderMode=cv2.BORDER_REPLICATE)  # new pixel x maps where x - delta mapped
+        self._resample(track.chain, self._grid - delta, track.chain.window)  # new pixel x maps where x - delta mapped
         return self._warp(track)
 
     def _moved(self, mask: np.ndarray, step: np.ndarray | None) -> np.ndarray | None:
@@ -550,7 +593,7 @@ class MaskTracker:
         if track.colours_distinct:
             if track.relative_step is not None:  # its own motion, taken as steady since the model's frame
                 track.chain.camera_offset = track.chain.camera_offset + track.chain.steps * track.relative_step
-            track.chain.map_xy = self._grid + track.chain.camera_offset
+            track.chain.map_xy, track.chain.window = self._grid + track.chain.camera_offset, None
             track.hidden_steps = 0
 
     def _follow_hidden(self, track: _Track, camera_step: np.ndarray) -> None:
@@ -562,7 +605,7 @@ class MaskTracker:
         track.chain.camera_offset = track.chain.camera_offset + camera_step
         if track.relative_step is not None:
             track.chain.camera_offset = track.chain.camera_offset + track.relative_step
-        track.chain.map_xy = self._grid + track.chain.camera_offset
+        track.chain.map_xy, track.chain.window = self._grid + track.chain.camera_offset, None
         track.chain.steps = state.steps = track.chain.steps + 1
         carried = self._warp(track)
         if not carried.any():  # its place has left the image
