@@ -119,6 +119,8 @@ class _Track:
     own_shift: np.ndarray | None = None  # (dx, dy) flow pixels of the last step when the object moved on its own
     source_small: np.ndarray = field(default=None)  # bool h x w, the model's mask on its own frame
     source_centre: np.ndarray | None = None  # (x, y) of source_small's pixels
+    support: tuple[int, int, int, int] | None = None  # where its map is needed on the next frame (flow pixels,
+    #   x0, y0, x1, y1): around its mask and any trace of the model's mask carried by the map; None: everywhere
     looks_alike: float = 1.0  # fraction of the target's pixels that still look as on the model's frame
     peak_area: float = 0.0  # the target's largest mask over the answers so far
     colours: TargetColours | None = None  # the target's colours on the model's frame (None: not found)
@@ -224,7 +226,7 @@ class MaskTracker:
                     self._advance(chain, grey, step_map, camera_step)
             self._grey = grey
             for track in live:  # a live track's map is needed only around it: composed there alone
-                self._advance(track.chain, grey, step_map, camera_step, self._around(track.prev_small))
+                self._advance(track.chain, grey, step_map, camera_step, track.support)
                 self._update(track, forward, backward, camera_step)
             for track in hidden:
                 self._follow_hidden(track, camera_step)
@@ -363,6 +365,7 @@ class MaskTracker:
                 self._drop(track, LEFT_VIEW)
                 track.state.in_view = 0.0
         track.prev_small = self._to_small(track.state.mask)
+        track.support = self._around(track.prev_small | (self._carry_small(track) >= 0.01))
         return track
 
     def _colours_for(self, index: int, mask: np.ndarray, image: np.ndarray | None) -> TargetColours | None:
@@ -532,6 +535,7 @@ class MaskTracker:
             self._drop(track, TOO_SMALL)
         else:
             track.prev_small = self._to_small(state.mask)
+            track.support = self._around(track.prev_small | (carried_small >= 0.01))
 
     def _hidden(self, track: _Track, flow_visible: float, area: float) -> bool:
         """Whether too little of the target is visible: told by its colours where they set it apart from its
@@ -628,6 +632,7 @@ class MaskTracker:
             # the flow carries it from here (a target never out in full is dropped after max_hidden_frames)
             track.hidden_steps, track.carried, track.expected_area = -1, carried, float(count(carried))
             track.prev_small = self._to_small(state.mask)
+            track.support = self._around(track.prev_small | (self._carry_small(track) >= 0.01))
 
     def _drop(self, track: _Track, reason: str) -> None:
         track.state.found, track.state.reason = False, reason

@@ -440,3 +440,28 @@ def test_an_answer_that_is_a_sliver_keeps_the_colours_learnt_on_a_fuller_one():
         [state] = tracker.add_frame(image, step)
     assert visible.sum() == whole.sum()  # the board has passed
     assert state.found and iou(state.mask, whole) > 0.9, (state.reason, iou(state.mask, whole))
+
+
+def test_a_live_tracks_map_kept_around_it_gives_what_a_whole_frame_map_gives():
+    """A live track's map is composed only near the track. An answer carried over 6 s of a panning camera onto a
+    target at the image's edge (its carried mask larger than its sharpened one) must come out as with a map of the
+    whole frame: a window around the sharpened mask alone cut the carried one, which then read as leaving the view."""
+    from mllmseg_ros.data.scene_motion import make_motion_sequence
+
+    sequence = make_motion_sequence(1, "pan", seconds=12.0, fps=15.0)
+    frames = [(frame.image, frame.masks[sequence.target]) for frame in map(sequence.frame, range(101))]
+    results = {}
+    for margin in (TrackerConfig.live_map_margin_px, 100_000):
+        tracker = MaskTracker(TrackerConfig(live_map_margin_px=margin))
+        tracker.add_frame(frames[0][0], 0)
+        tracker.remember(frames[0][0], 0)
+        for index in range(1, 90):
+            tracker.add_frame(frames[index][0], index)
+        states = [tracker.anchor(0, [frames[0][1]])[0]]
+        states += [tracker.add_frame(image, index)[0] for index, (image, _) in enumerate(frames[90:], start=90)]
+        results[margin] = states
+    windowed, whole = results.values()
+    assert any(state.found for state in whole[1:])
+    for index, (a, b) in enumerate(zip(windowed, whole), start=90):
+        assert a.found == b.found and a.reason == b.reason, (index, a.reason, b.reason)
+        assert not a.found or iou(a.mask, b.mask) > 0.98, (index, iou(a.mask, b.mask))
