@@ -68,7 +68,7 @@ class TrackerConfig:
     min_area_px: int = 16  # masks smaller than this (full-resolution pixels) are not tracked
     min_colour_area_ratio: float = 0.5  # an answer's mask smaller than this times the one the target's colours were
     #                                    learnt on keeps those colours
-    max_points: int = 4000  # target pixels sampled for the consistency and the motion fit
+    max_points: int = 1000  # target pixels sampled for the consistency and the motion fit
     forward_margin_px: int = 24  # the forward flow (for the consistency check) is computed this far around the targets
     live_map_margin_px: int = 32  # ... and a live track's map this far around it (flow pixels)
     own_motion_px: float = 0.75  # an object whose matched shift differs from the flow's by more moves on its own
@@ -483,7 +483,9 @@ class MaskTracker:
     def _update(self, track: _Track, forward: np.ndarray, backward: np.ndarray, camera_step: np.ndarray) -> None:
         config, state = self.config, track.state
         small_h, small_w = self._grey.shape
-        ys, xs = np.nonzero(track.prev_small)
+        x0, y0, x1, y1 = track.support or (0, 0, small_w, small_h)  # prev_small lies inside it
+        ys, xs = np.nonzero(track.prev_small[y0:y1, x0:x1])
+        ys, xs = ys + y0, xs + x0
         if len(xs) > config.max_points:  # an even subsample: the statistics, not every pixel, are needed
             keep = np.linspace(0, len(xs) - 1, config.max_points).astype(int)
             ys, xs = ys[keep], xs[keep]
@@ -586,8 +588,15 @@ class MaskTracker:
         if not mask.any() or step is None:
             return None
         dx, dy = step * (self._full_shape[1] / self._grey.shape[1])
-        return cv2.warpAffine(mask.astype(np.uint8), np.float32([[1, 0, dx], [0, 1, dy]]), mask.shape[::-1],
-                              flags=cv2.INTER_NEAREST).astype(bool)
+        x, y, w, h = cv2.boundingRect(mask.view(np.uint8))  # shifted around the mask only
+        mx, my = int(np.ceil(abs(dx))) + 1, int(np.ceil(abs(dy))) + 1
+        height, width = mask.shape
+        x0, y0, x1, y1 = max(0, x - mx), max(0, y - my), min(width, x + w + mx), min(height, y + h + my)
+        moved = np.zeros_like(mask)
+        moved[y0:y1, x0:x1] = cv2.warpAffine(np.ascontiguousarray(mask[y0:y1, x0:x1]).view(np.uint8),
+                                             np.float32([[1, 0, dx], [0, 1, dy]]), (x1 - x0, y1 - y0),
+                                             flags=cv2.INTER_NEAREST).astype(bool)
+        return moved
 
     def _hide(self, track: _Track) -> None:
         """A target dropped as occluded is looked for again where its colours tell it apart. The flow where it was
