@@ -133,7 +133,13 @@ class _Track:
     relative_history: list = field(default_factory=list)  # its own motion per frame against the camera's median
     #   one (flow pixels, backward: newest -> previous), on the last frames it was in full sight: parallax (a target
     #   nearer or farther than most of the scene) or its own motion
-    relative_step: np.ndarray | None = None  # the median of relative_history: how a hidden target is taken to move
+
+    @property
+    def relative_step(self) -> np.ndarray | None:
+        """How a hidden target is taken to move against the camera each frame: the median of relative_history."""
+        if not self.relative_history:
+            return None
+        return np.median(np.array(self.relative_history), axis=0).astype(np.float32)
 
     @property
     def colours_distinct(self) -> bool:
@@ -262,6 +268,14 @@ class MaskTracker:
         for chain in self._pending.values():
             chain.map_xy = self._grid.copy()
 
+    def _keep_for_next_frame(self, track: _Track, carried_small: np.ndarray | None = None) -> None:
+        """The published mask at flow resolution (the next step's flow statistics start from it), and the window its
+        map is composed in next: around it and any trace of the model's mask the map carries (``_carry_small``'s
+        result for this frame, when the caller has it)."""
+        track.prev_small = self._to_small(track.state.mask)
+        carried_small = self._carry_small(track) if carried_small is None else carried_small
+        track.support = self._around(track.prev_small | (carried_small >= 0.01))
+
     def _around(self, mask: np.ndarray | None) -> tuple[int, int, int, int] | None:
         """The box around ``mask`` (flow resolution) widened by ``live_map_margin_px``; None: the whole frame."""
         if mask is None or not mask.any():
@@ -328,7 +342,6 @@ class MaskTracker:
                 track = self._new_track(mask, chain, index)
                 track.state.answer_frame = frame_id
                 if index < len(previous):  # the same target, last measured on the earlier answer's track
-                    track.relative_step = previous[index].relative_step
                     track.relative_history = list(previous[index].relative_history)
                 self._continue_in_view(index, track)
                 self._tracks.append(track)
@@ -364,8 +377,7 @@ class MaskTracker:
             if not track.carried.any():
                 self._drop(track, LEFT_VIEW)
                 track.state.in_view = 0.0
-        track.prev_small = self._to_small(track.state.mask)
-        track.support = self._around(track.prev_small | (self._carry_small(track) >= 0.01))
+        self._keep_for_next_frame(track)
         return track
 
     def _colours_for(self, index: int, mask: np.ndarray, image: np.ndarray | None) -> TargetColours | None:
@@ -514,7 +526,6 @@ class MaskTracker:
             track.relative_history.append((-target_step - camera_step).astype(np.float32))
             if len(track.relative_history) > config.relative_frames:
                 track.relative_history.pop(0)
-            track.relative_step = np.median(np.array(track.relative_history), axis=0).astype(np.float32)
         if track.colours_distinct and track.colour_share < track.colours.config.relocate_below:
             # slid off the target's colours: look for them nearby
             relocated = self._relocate(track, carried, 2 * config.max_object_step_px)
@@ -536,8 +547,7 @@ class MaskTracker:
         elif area < config.min_area_px:
             self._drop(track, TOO_SMALL)
         else:
-            track.prev_small = self._to_small(state.mask)
-            track.support = self._around(track.prev_small | (carried_small >= 0.01))
+            self._keep_for_next_frame(track, carried_small)
 
     def _hidden(self, track: _Track, flow_visible: float, area: float) -> bool:
         """Whether too little of the target is visible: told by its colours where they set it apart from its
@@ -604,21 +614,26 @@ class MaskTracker:
         it is taken to have moved with the camera, plus its own steady motion against the camera's as measured while
         it was in full sight (``relative_step``: parallax under a panning camera, or an object moving on its own)."""
         if track.colours_distinct:
-            if track.relative_step is not None:  # its own motion, taken as steady since the model's frame
-                track.chain.camera_offset = track.chain.camera_offset + track.chain.steps * track.relative_step
-            track.chain.map_xy, track.chain.window = self._grid + track.chain.camera_offset, None
+            relative = track.relative_step
+            if relative is not None:  # its own motion, taken as steady since the model's frame
+                track.chain.camera_offset = track.chain.camera_offset + track.chain.steps * relative
+            self._place_hidden(track.chain)
             track.hidden_steps = 0
+
+    def _place_hidden(self, chain: _Chain) -> None:
+        """A hidden target's map: the same shift everywhere, its predicted motion since the model's frame."""
+        chain.map_xy, chain.window = self._grid + chain.camera_offset, None
 
     def _follow_hidden(self, track: _Track, camera_step: np.ndarray) -> None:
         """A target hidden behind something, moved as the camera moves (the frame's median flow, ``camera_step``: new
-        pixel -> previous frame) plus its own ``relative_step``, and published again where its colours show there (or nearby, ``_relocate``). The
-        flow takes over once it is out in full: while an occluder's edge crosses it, it would drag the mask along."""
+        pixel -> previous frame) plus its own ``relative_step``, and published again where its colours show there (or
+        nearby, ``_relocate``). The flow takes over once it is out in full: while an occluder's edge crosses it, it
+        would drag the mask along."""
         track.hidden_steps += 1
         state = track.state
-        track.chain.camera_offset = track.chain.camera_offset + camera_step
-        if track.relative_step is not None:
-            track.chain.camera_offset = track.chain.camera_offset + track.relative_step
-        track.chain.map_xy, track.chain.window = self._grid + track.chain.camera_offset, None
+        relative = track.relative_step
+        track.chain.camera_offset = track.chain.camera_offset + camera_step + (0 if relative is None else relative)
+        self._place_hidden(track.chain)
         track.chain.steps = state.steps = track.chain.steps + 1
         carried = self._warp(track)
         if not carried.any():  # its place has left the image
@@ -627,7 +642,7 @@ class MaskTracker:
         delta = self._relocation(track, carried, 2 * self.config.max_object_step_px)
         if delta is not None:  # the map is a translation here: relocating it is moving the offset
             track.chain.camera_offset = track.chain.camera_offset - delta
-            track.chain.map_xy = self._grid + track.chain.camera_offset
+            self._place_hidden(track.chain)
             carried = self._warp(track)
         mask = self._sharpen(track, carried)
         showing = track.colour_share >= self.config.min_visible_by_colour
@@ -640,8 +655,7 @@ class MaskTracker:
         if out_in_full or track.hidden_steps >= self.config.max_hidden_frames:
             # the flow carries it from here (a target never out in full is dropped after max_hidden_frames)
             track.hidden_steps, track.carried, track.expected_area = -1, carried, float(count(carried))
-            track.prev_small = self._to_small(state.mask)
-            track.support = self._around(track.prev_small | (self._carry_small(track) >= 0.01))
+            self._keep_for_next_frame(track)
 
     def _drop(self, track: _Track, reason: str) -> None:
         track.state.found, track.state.reason = False, reason
