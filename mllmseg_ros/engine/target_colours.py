@@ -110,7 +110,7 @@ class TargetColours:
             return carried, 1.0
         prior_mask = carried if also is None else carried | also
         height, width = carried.shape
-        x, y, w, h = cv2.boundingRect(prior_mask.astype(np.uint8))
+        x, y, w, h = cv2.boundingRect(prior_mask.view(np.uint8))
         pad = 2 * config.band_px
         x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(width, x + w + pad), min(height, y + h + pad)
         region = prior_mask[y0:y1, x0:x1].astype(np.uint8)
@@ -149,7 +149,7 @@ class TargetColours:
         if not self.distinct or not carried.any() or radius < 1:
             return None
         height, width = carried.shape
-        x, y, w, h = cv2.boundingRect(carried.astype(np.uint8))
+        x, y, w, h = cv2.boundingRect(carried.view(np.uint8))
         x0, y0 = max(0, x - radius), max(0, y - radius)
         x1, y1 = min(width, x + w + radius), min(height, y + h + radius)
         if x1 - x0 <= w or y1 - y0 <= h:

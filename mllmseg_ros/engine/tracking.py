@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from .target_colours import TargetColours
-from .tracking_ops import area_scale, centre, count, coverage, lower_this_thread_priority, match_shift
+from .tracking_ops import affine_fit, area_scale, centre, count, coverage, lower_this_thread_priority, match_shift
 
 __all__ = ["MaskTracker", "TrackedMask", "TrackerConfig", "lower_this_thread_priority"]
 
@@ -71,6 +71,8 @@ class TrackerConfig:
     max_points: int = 1000  # target pixels sampled for the consistency and the motion fit
     forward_margin_px: int = 24  # the forward flow (for the consistency check) is computed this far around the targets
     live_map_margin_px: int = 32  # ... and a live track's map this far around it (flow pixels)
+    pending_map_stride: int = 2  # a frame waiting for its answer keeps its map at every 2nd flow pixel: the map
+    #                              covers the whole frame, and DIS (ULTRAFAST) estimates the flow at 1/4 resolution
     own_motion_px: float = 0.75  # an object whose matched shift differs from the flow's by more moves on its own
     own_motion_cost_ratio: float = 0.7  # ... when its pixels match at least this much better there
     max_object_step_px: int = 8  # search radius for an object's own shift per frame (flow pixels)
@@ -107,6 +109,7 @@ class _Chain:
     hidden_targets: frozenset = frozenset()  # targets the tracker held hidden behind something on the source frame
     window: tuple[int, int, int, int] | None = None  # (x0, y0, x1, y1): the part of map_xy kept up to date, the rest
     #   points far outside the source (_OUTSIDE); None: all of it
+    stride: int = 1  # map_xy[i, j] is for flow pixel (j * stride, i * stride) (its values are flow pixels)
 
 
 @dataclass
@@ -200,10 +203,10 @@ class MaskTracker:
         """``image`` goes to the model: keep a chain from it so its answer can be brought to the newest frame."""
         grey = self._small_grey(image)
         with self._lock:
-            chain = _Chain(grey, source_image=image,
+            chain = _Chain(grey, source_image=image, stride=self.config.pending_map_stride,
                            hidden_targets=frozenset(i for i, track in enumerate(self._tracks) if track.hidden_steps >= 0))
             if frame_id == self._frame_id:  # the tracker's newest frame itself
-                chain.map_xy = _identity(*grey.shape)
+                chain.map_xy = self._identity_for(chain, grey.shape)
             self._pending = {frame_id: chain}  # one model call at a time per camera: older ones are never answered
 
     def add_frame(self, image: np.ndarray, frame_id: object) -> list[TrackedMask]:
@@ -227,7 +230,7 @@ class MaskTracker:
             camera_step = np.median(backward[::8, ::8].reshape(-1, 2), axis=0).astype(np.float32)
             for key, chain in self._pending.items():
                 if key == frame_id:  # the model's frame reached the tracker after it was handed over
-                    chain.map_xy, chain.steps = self._grid.copy(), 0
+                    chain.map_xy, chain.steps = self._identity_for(chain, grey.shape), 0
                 else:
                     self._advance(chain, grey, step_map, camera_step)
             self._grey = grey
@@ -243,7 +246,7 @@ class MaskTracker:
         """Flow from the previous frame to ``grey``, computed only around the targets (zero elsewhere): it is read at
         their pixels alone, and over the whole frame it would be a second full-frame flow per frame."""
         height, width = grey.shape
-        boxes = [cv2.boundingRect(track.prev_small.astype(np.uint8)) for track in tracks if track.prev_small is not None]
+        boxes = [cv2.boundingRect(track.prev_small.view(np.uint8)) for track in tracks if track.prev_small is not None]
         boxes = [box for box in boxes if box[2] > 0]
         if not boxes:
             return np.zeros((height, width, 2), np.float32)
@@ -266,7 +269,11 @@ class MaskTracker:
         self._tracks = []
         self._pending = {key: chain for key, chain in self._pending.items() if key == frame_id}
         for chain in self._pending.values():
-            chain.map_xy = self._grid.copy()
+            chain.map_xy = self._identity_for(chain, grey.shape)
+
+    @staticmethod
+    def _identity_for(chain: _Chain, shape: tuple[int, int]) -> np.ndarray:
+        return np.ascontiguousarray(_identity(*shape)[::chain.stride, ::chain.stride])
 
     def _keep_for_next_frame(self, track: _Track, carried_small: np.ndarray | None = None) -> None:
         """The published mask at flow resolution (the next step's flow statistics start from it), and the window its
@@ -287,10 +294,14 @@ class MaskTracker:
     def _advance(self, chain: _Chain, grey: np.ndarray, step_map: np.ndarray, camera_step: np.ndarray,
                  window: tuple[int, int, int, int] | None = None) -> None:
         chain.camera_offset = chain.camera_offset + camera_step
+        stride = chain.stride
         if chain.map_xy is None:  # the source frame was never a tracker frame: one direct step from it
-            chain.map_xy = self._grid + self._flow.calc(grey, chain.source_grey, None)
-        else:  # compose: new pixel -> previous frame (step_map) -> source (the old map, sampled there)
+            chain.map_xy = np.ascontiguousarray((self._grid + self._flow.calc(grey, chain.source_grey, None))[::stride, ::stride])
+        elif stride == 1:  # compose: new pixel -> previous frame (step_map) -> source (the old map, sampled there)
             self._resample(chain, step_map, window)
+        else:  # ... the same on the coarse grid, whose sample k stands for flow pixel k * stride
+            chain.map_xy = cv2.remap(chain.map_xy, step_map[::stride, ::stride] / np.float32(stride), None,
+                                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         chain.steps += 1
 
     def _resample(self, chain: _Chain, positions: np.ndarray, window: tuple[int, int, int, int] | None) -> None:
@@ -333,6 +344,10 @@ class MaskTracker:
             if chain.map_xy is None:  # answered before any newer frame arrived
                 chain.map_xy = self._grid.copy() if frame_id == self._frame_id else self._grid + self._flow.calc(
                     self._grey, chain.source_grey, None)
+            elif chain.stride > 1:  # a full map again: flow pixel u lies at u / stride on the coarse grid
+                chain.map_xy = cv2.remap(chain.map_xy, self._grid / np.float32(chain.stride), None, cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REPLICATE)
+            chain.stride = 1
             previous = self._tracks
             self._tracks = []
             for index, mask in enumerate(masks):
@@ -445,8 +460,7 @@ class MaskTracker:
         # The flow inside a plain moving object is smeared from its surroundings: the object's part of the map becomes
         # the affine motion fitted to it (its scale and rotation kept, its shape not bent).
         fy, fx = np.nonzero(moved)  # fitted on the object itself, applied with a margin around it
-        fit, *_ = np.linalg.lstsq(np.stack([fx, fy, np.ones_like(fx)], axis=1).astype(np.float64),
-                                  shifted[fy, fx].astype(np.float64), rcond=None)
+        fit = affine_fit(fx, fy, shifted[fy, fx])
         ry, rx = np.nonzero(region)
         track.chain.map_xy[ry, rx] = (np.stack([rx, ry, np.ones_like(rx)], axis=1) @ fit).astype(np.float32)
         track.own_shift = delta.astype(np.float32)
@@ -462,7 +476,7 @@ class MaskTracker:
         rows, cols = (0, small_h), (0, small_w)
         near = (self._carry_small(track) if small is None else small) >= 0.01  # any trace of the target
         if near.any():
-            x, y, w, h = cv2.boundingRect(near.astype(np.uint8))
+            x, y, w, h = cv2.boundingRect(near.view(np.uint8))
             rows, cols = (max(0, y - 1), min(small_h, y + h + 1)), (max(0, x - 1), min(small_w, x + w + 1))
         x0, x1 = round(cols[0] * sx), min(width, round(cols[1] * sx))
         y0, y1 = round(rows[0] * sy), min(height, round(rows[1] * sy))
@@ -490,7 +504,7 @@ class MaskTracker:
 
     def _to_small(self, mask: np.ndarray) -> np.ndarray:
         small_h, small_w = self._grey.shape
-        return cv2.resize(mask.astype(np.uint8), (small_w, small_h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return cv2.resize(mask.view(np.uint8), (small_w, small_h), interpolation=cv2.INTER_NEAREST).view(bool)
 
     def _update(self, track: _Track, forward: np.ndarray, backward: np.ndarray, camera_step: np.ndarray) -> None:
         config, state = self.config, track.state

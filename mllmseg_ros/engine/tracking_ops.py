@@ -27,16 +27,27 @@ def count(mask: np.ndarray) -> int:
 
 def centre(mask: np.ndarray) -> np.ndarray | None:
     """(x, y) mean of a 2-D bool mask's set pixels (image moments: no index arrays), None when empty."""
-    moments = cv2.moments(mask.view(np.uint8), binaryImage=True)
-    return None if moments["m00"] == 0 else np.array([moments["m10"] / moments["m00"], moments["m01"] / moments["m00"]])
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))  # moments of the box alone: a small target in a large frame
+    moments = cv2.moments(mask[y:y + h, x:x + w].view(np.uint8), binaryImage=True)
+    return None if moments["m00"] == 0 else np.array([x + moments["m10"] / moments["m00"], y + moments["m01"] / moments["m00"]])
+
+
+def affine_fit(xs: np.ndarray, ys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """3 x K least-squares fit of ``values`` (N x K) as ``[x, y, 1] @ fit`` over N points. Solved from the 3 x 3
+    normal equations around the points' mean (well conditioned there): a tenth of the cost of ``lstsq`` on N x 3."""
+    x, y = xs.astype(np.float64), ys.astype(np.float64)
+    mean_x, mean_y = x.mean(), y.mean()
+    design = np.stack([x - mean_x, y - mean_y, np.ones_like(x)], axis=1)
+    fit = np.linalg.lstsq(design.T @ design, design.T @ values.astype(np.float64), rcond=None)[0]
+    fit[2] -= mean_x * fit[0] + mean_y * fit[1]  # back to uncentred coordinates
+    return fit
 
 
 def area_scale(xs: np.ndarray, ys: np.ndarray, dest_x: np.ndarray, dest_y: np.ndarray) -> float:
     """How much the target's area changed in one step: the determinant of the affine motion fitted to its pixels."""
     if len(xs) < 6:
         return 1.0
-    design = np.stack([xs, ys, np.ones_like(xs)], axis=1).astype(np.float64)
-    solution, *_ = np.linalg.lstsq(design, np.stack([dest_x, dest_y], axis=1).astype(np.float64), rcond=None)
+    solution = affine_fit(xs, ys, np.stack([dest_x, dest_y], axis=1))
     scale = float(abs(np.linalg.det(solution[:2, :2])))
     return scale if np.isfinite(scale) and 0.5 < scale < 2.0 else 1.0
 
@@ -53,7 +64,7 @@ def match_shift(image: np.ndarray, mask: np.ndarray, target: np.ndarray, guess: 
     Returns (shift (2,), mean squared difference there, the same at ``guess``, the fraction of the pixels within
     ``tolerance`` grey levels there) or None when the search window does not fit. Masked template matching (OpenCV):
     the object's own pixels, not its surroundings, decide."""
-    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
     height, width = target.shape
     gx, gy = int(round(x + guess[0])), int(round(y + guess[1]))
     x0, y0 = max(0, gx - radius), max(0, gy - radius)
