@@ -10,7 +10,8 @@ scores IoU 0 and no 3D error. Exit sequences also give the frames from the targe
 ``min_in_view`` of it inside the image) to the drop.
 
 Also: the tracker's own cost per 640 x 480 frame (engine MaskTracker, OpenCV on 2 threads) and how much a tracker
-running at camera rate beside it slows inference of the shipped demo model (models/mllmseg_demo, torch on 2 threads).
+running at camera rate beside it slows inference of the shipped demo model (models/mllmseg_demo, torch on 2 threads):
+with the node's CPU budget (track_cpu_share) and without it (every frame).
 
     .venv/bin/python benchmarks/bench_tracking.py --delays 0.5,2,6 --kinds pan,sideways,forward,occlusion,exit --seconds 12
 """
@@ -38,6 +39,7 @@ from mllmseg_ros.data.scene_motion import make_motion_sequence  # noqa: E402
 from mllmseg_ros.engine.depth import PinholeIntrinsics, centroid_3d, depth_to_metres  # noqa: E402
 from mllmseg_ros.engine.postprocess import mask_geometry, mask_iou  # noqa: E402
 from mllmseg_ros.engine.tracking import MaskTracker, TrackerConfig, lower_this_thread_priority  # noqa: E402
+from mllmseg_ros.engine.tracking_ops import DEFAULT_CPU_SHARE, CpuBudget  # noqa: E402
 
 
 # --- sequences, pre-rendered (rendering takes longer than a camera frame) ---------------------------------------------
@@ -232,16 +234,19 @@ def tracker_cost(sequence: dict, threads: int, delay_frames: int = 30) -> dict:
             "frames": len(times)}
 
 
-def inference_slowdown(sequence: dict, runs: int, fps: float, niced: bool = True, block: int = 10) -> dict:
+def inference_slowdown(sequence: dict, runs: int, fps: float, niced: bool = True, block: int = 10,
+                       cv_threads: int = 1, delay_frames: int = 30, cpu_share: float = DEFAULT_CPU_SHARE) -> dict:
     """Demo-model inference time alone and with a tracker at camera rate in another thread, in alternating blocks of
     ``block`` answers: this machine's speed drifts by tens of percent within a minute, and blocks side by side cancel
-    the drift. ``slowdown`` is the median over block pairs of (with tracker / alone) - 1."""
+    the drift. ``slowdown`` is the median over block pairs of (with tracker / alone) - 1. The tracker works as in the
+    node: one live track and one frame waiting for its answer (given ``delay_frames`` later), frames skipped beyond
+    ``cpu_share`` of one core (the node's track_cpu_share; 0: every frame); OpenCV on ``cv_threads`` threads."""
     import torch
 
     from mllmseg_ros.engine import Segmenter
 
     torch.set_num_threads(2)
-    cv2.setNumThreads(2)
+    cv2.setNumThreads(cv_threads)
     segmenter = Segmenter.from_pretrained(str(ROOT / "models" / "mllmseg_demo"), device="cpu", dtype=torch.float32)
     frames = sequence["frames"]
 
@@ -260,14 +265,25 @@ def inference_slowdown(sequence: dict, runs: int, fps: float, niced: bool = True
         tracker.add_frame(frames[0]["image"], 0)
         tracker.remember(frames[0]["image"], 0)
         tracker.anchor(0, [frames[0]["mask"]])
-        index = 0
+        index, waiting, budget = 0, None, CpuBudget(cpu_share)
         while not stop.is_set():
             index += 1
+            frame = frames[index % len(frames)]
             started = time.perf_counter()
-            tracker.add_frame(frames[index % len(frames)]["image"], index)
-            if not tracker.tracking:
-                tracker.remember(frames[index % len(frames)]["image"], index)
-                tracker.anchor(index, [frames[index % len(frames)]["mask"]])
+            if not budget.allows(time.monotonic()):
+                skipped[0] += 1
+                stop.wait(max(0.0, 1.0 / fps - (time.perf_counter() - started)))
+                continue
+            tracked[0] += 1
+            cpu_started = time.thread_time()
+            if waiting is None:
+                tracker.remember(frame["image"], index)
+                waiting = (index, frame["mask"])
+            tracker.add_frame(frame["image"], index)
+            if index - waiting[0] >= delay_frames or not tracker.tracking:
+                tracker.anchor(waiting[0], [waiting[1]])
+                waiting = None
+            budget.spend(time.thread_time() - cpu_started)
             stop.wait(max(0.0, 1.0 / fps - (time.perf_counter() - started)))
 
     def beside_tracker(count: int) -> list[float]:
@@ -280,6 +296,7 @@ def inference_slowdown(sequence: dict, runs: int, fps: float, niced: bool = True
             stop.set()
             thread.join()
 
+    tracked, skipped = [0], [0]
     infer_times(block)  # warm-up
     alone, beside, ratios = [], [], []
     for _ in range(max(1, runs // block)):
@@ -289,7 +306,8 @@ def inference_slowdown(sequence: dict, runs: int, fps: float, niced: bool = True
         ratios.append(np.mean(pair[1]) / np.mean(pair[0]))
     return {"alone_ms": float(np.mean(alone)), "with_tracker_ms": float(np.mean(beside)), "tracker_niced": niced,
             "slowdown": float(np.median(ratios) - 1), "slowdown_blocks_p10_p90": [float(np.percentile(ratios, q) - 1) for q in (10, 90)],
-            "runs": len(alone), "tracker_fps": fps}
+            "runs": len(alone), "camera_fps": fps, "cv_threads": cv_threads,
+            "cpu_share": cpu_share, "frames_tracked_share": tracked[0] / max(1, tracked[0] + skipped[0])}
 
 
 def main() -> None:
@@ -327,7 +345,8 @@ def main() -> None:
                     print(json.dumps(summary), flush=True)
     report["cost"] = [tracker_cost(sequences[0], threads) for threads in (2, 1)]
     print(json.dumps(report["cost"]), flush=True)
-    report["slowdown"] = [inference_slowdown(sequences[0], args.slowdown_runs, args.fps, niced) for niced in (True, False)]
+    report["slowdown"] = [inference_slowdown(sequences[0], args.slowdown_runs, args.fps, cpu_share=share)
+                          for share in (DEFAULT_CPU_SHARE, 0.0)]
     print(json.dumps(report["slowdown"]), flush=True)
     for delay in sorted({r["delay_s"] for r in report["runs"]}):
         runs = [r for r in report["runs"] if r["delay_s"] == delay]

@@ -317,7 +317,8 @@ class MLLMSegNode(LifecycleNode):
             return
         command = self.target.current
         extra = {"last_latency_ms": round(self._last_latency_ms, 1), "command": command.text if command else "",
-                 "command_status": self.target.status, "answers_superseded": self._superseded}
+                 "command_status": self.target.status, "answers_superseded": self._superseded,
+                 "tracked_published": self.tracking.published, "tracking_skipped_for_cpu": self.tracking.skipped_for_cpu}
         status = segmentation_status(f"{self.get_name()}: segmentation", self.settings.device, self.counters(),
                                      self.problems.recent(), self.settings.diagnostics_window_s, extra)
         self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))

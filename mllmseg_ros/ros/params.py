@@ -11,6 +11,8 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
+from ..engine.tracking_ops import DEFAULT_CPU_SHARE
+
 MODES = ("continuous", "once")
 QOS_CHOICES = ("auto", "reliable", "best_effort")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -62,6 +64,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   runtime=True, choices=TRACKING_CHOICES),
     ParameterSpec("track_rate_hz", 0.0, "at most this many tracked results per second per camera (0 = every frame)",
                   runtime=True, float_range=(0.0, 1000.0)),
+    ParameterSpec("track_cpu_share", DEFAULT_CPU_SHARE, "while the model runs on the CPU (device cpu), tracking takes at most this "
+                  "share of one core and skips frames beyond it, so that inference is slowed by less than 10% (0 = no "
+                  "limit: every frame)", runtime=True, float_range=(0.0, 1.0)),
     ParameterSpec("track_min_confidence", 0.5, "a track whose confidence (the flow's forward-backward consistency, or "
                   "the share of the target's colours within the carried mask) falls below this is dropped (found "
                   "false, track_status says why)", runtime=True, float_range=(0.0, 1.0)),
@@ -136,6 +141,7 @@ class NodeSettings:
     centroid_of_largest_component: bool
     tracking: str
     track_rate_hz: float
+    track_cpu_share: float
     track_min_confidence: float
     cameras: tuple[str, ...]
     image_compressed: bool

@@ -10,6 +10,10 @@ which the tracker held the target hidden leaves its track going: ``MaskTracker.a
 Tracks belong to one command (its serial): a new command or a stop discards them, and a tracked result of a replaced
 command is never published. ``mode: once`` never tracks; ``tracking: auto`` tracks while the model answers more slowly
 than the camera sends frames.
+
+While the model runs on the CPU, tracking is held to ``track_cpu_share`` of one core (its thread's CPU time): every
+millisecond it takes stalls the model's threads, which wait for each other, so frames are skipped rather than the model
+slowed (see docs/tracking.md for the numbers).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..engine.postprocess import mask_geometry
-from ..engine.tracking import MaskTracker, TrackedMask, TrackerConfig, lower_this_thread_priority
+from ..engine.tracking import CpuBudget, MaskTracker, TrackedMask, TrackerConfig, lower_this_thread_priority
 from .buffers import Frame
 from .publishing import build_array
 
@@ -71,6 +75,8 @@ class _CameraTrack:
     publish_newest: bool = False  # a fresh answer was anchored: publish it on the newest frame now
     arrivals: deque = field(default_factory=lambda: deque(maxlen=20))  # receipt times of the frames seen
     answer_times: deque = field(default_factory=lambda: deque(maxlen=5))  # time.monotonic() of the last answers
+    budget: CpuBudget = field(default_factory=CpuBudget)  # CPU time tracking this camera may take (track_cpu_share)
+    skipped_for_cpu: int = 0  # new frames left untracked by the budget
 
 
 class TrackingWorker:
@@ -102,6 +108,12 @@ class TrackingWorker:
 
     def wake(self) -> None:
         self._wake.set()
+
+    @property
+    def skipped_for_cpu(self) -> int:
+        """New frames left untracked to keep within track_cpu_share (all cameras)."""
+        with self._lock:
+            return sum(camera.skipped_for_cpu for camera in self._cameras.values())
 
     # decisions -------------------------------------------------------------------------------------------------------
     def _camera(self, stream: "CameraStream") -> _CameraTrack:
@@ -186,11 +198,23 @@ class TrackingWorker:
             camera.tracker.remember(flying.rgb, camera.remembered)
         if camera.tracker.config.min_confidence != settings.track_min_confidence:
             camera.tracker.config = dataclasses.replace(camera.tracker.config, min_confidence=settings.track_min_confidence)
-        # A fresh answer is carried to the newest frame at once; otherwise at most track_rate_hz (a skipped frame is
-        # not compared with anything: the next one is compared with the last one moved to).
+        # A fresh answer is carried to the newest frame at once; otherwise at most track_rate_hz, and within the CPU
+        # budget (a skipped frame is not compared with anything: the next one is compared with the last one moved to).
+        camera.budget.share = settings.track_cpu_share if str(settings.device).startswith("cpu") else 0.0
         due = new_frame and (camera.publish_newest or settings.track_rate_hz <= 0
                              or frame.received - camera.last_published >= 1.0 / settings.track_rate_hz)
-        if due:
+        if due and not camera.publish_newest and not camera.budget.allows(time.monotonic()):
+            camera.skipped_for_cpu += 1
+            return
+        cpu_started = time.thread_time()
+        try:
+            self._carry(stream, camera, command, frame if due else None)
+        finally:
+            camera.budget.spend(time.thread_time() - cpu_started)
+
+    def _carry(self, stream: "CameraStream", camera: _CameraTrack, command: "ActiveCommand", frame: Frame | None) -> None:
+        """Move the track to ``frame`` (None: publish the fresh answer on the newest frame moved to) and publish."""
+        if frame is not None:
             states = camera.tracker.add_frame(frame.rgb, frame_key(frame))
             camera.last_frame = frame
         elif camera.publish_newest and camera.last_frame is not None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mllmseg_ros.engine.tracking import TrackerConfig
-from ros_harness import connected, wait_for
+from ros_harness import connected, diagnostics_listener, values_of, wait_for
 
 HEIGHT, WIDTH = 120, 160
 K = [150.0, 0.0, 79.5, 0.0, 150.0, 59.5, 0.0, 0.0, 1.0]
@@ -112,6 +112,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def started(ros, make_node, checkpoint, delay_s: float, command: str = "the red cup", **params):
+    params.setdefault("track_cpu_share", 0.0)  # every frame: these tests count tracked frames (the budget: its own test)
     node = make_node(checkpoint, threshold=0.0, **params)
     answered = oracle(node, delay_s)
     driver = ros.driver()
@@ -251,6 +252,21 @@ def _disc_behind_board(step: int) -> tuple[np.ndarray, np.ndarray]:
     image[whole.astype(bool)] = (200, 30, 30)
     image[:, max(0, -80 + 8 * step):max(0, 10 + 8 * step)] = 235
     return image, whole.astype(bool)
+
+
+def test_on_the_cpu_tracking_keeps_to_its_cpu_share_and_says_how_many_frames_it_skipped(ros, make_node, seg_checkpoint):
+    """With the model on the CPU, tracking takes at most track_cpu_share of one core: at 0.1% (a millisecond of CPU
+    time a second) nearly every frame between answers is skipped, and /diagnostics counts them; the fresh answer
+    carried to the newest frame is still published."""
+    statuses = diagnostics_listener(ros)
+    node, driver, _ = started(ros, make_node, seg_checkpoint, delay_s=1.0, tracking="on", track_cpu_share=0.001)
+    play(driver, range(60))
+    assert wait_for(lambda: len(by_source(driver)[0]) >= 2)
+    assert wait_for(lambda: node.tracking.skipped_for_cpu >= 30)
+    model, tracked = by_source(driver)
+    # each tracked frame costs milliseconds of CPU: at 1 ms a second, a few of them in 3 s (+ one per fresh answer)
+    assert len(tracked) <= len(model) + 4, (len(model), len(tracked))
+    assert wait_for(lambda: any(int(values_of(status).get("tracking_skipped_for_cpu", 0)) >= 30 for status in list(statuses)))
 
 
 @pytest.mark.parametrize("same_command", [True, False])
