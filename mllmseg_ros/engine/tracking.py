@@ -548,8 +548,11 @@ class MaskTracker:
                 state.mask = self._sharpen(track, carried)
         if track.colours_distinct and state.mask.any():
             # The flow's consistency falls where an occluder's edge moves over the target (occlusion, decided by the
-            # colours above); the target's colours lying within the carried mask say the map itself still fits.
-            state.confidence = max(state.confidence, count(state.mask & carried) / count(state.mask))
+            # colours above); the target's colours lying within the carried mask, or the carried mask lying on them (a
+            # target coming out from behind something grows past the sliver the model saw), say the map still fits.
+            sharpened = count(state.mask)
+            state.confidence = max(state.confidence, count(state.mask & carried) / sharpened,
+                                   track.colour_share if sharpened > area else 0.0)
         if state.in_view < config.min_in_view or (area == 0 and not inside.all()):
             self._drop(track, LEFT_VIEW)
         elif self._hidden(track, visible, area):
