@@ -212,6 +212,7 @@ def _mean(values) -> float | None:
 def tracker_cost(sequence: dict, threads: int, delay_frames: int = 30) -> dict:
     """Milliseconds per frame of MaskTracker.add_frame as the node uses it: one live track and one frame waiting for
     its (delayed) answer; a dropped track is re-anchored at once. OpenCV on ``threads`` threads."""
+    default_threads = cv2.getNumThreads()
     cv2.setNumThreads(threads)
     tracker = MaskTracker(TrackerConfig())
     frames = [f for f in sequence["frames"] if f["mask"].any()]
@@ -230,84 +231,94 @@ def tracker_cost(sequence: dict, threads: int, delay_frames: int = 30) -> dict:
         if index - waiting >= delay_frames or not tracker.tracking:
             tracker.anchor(waiting, [frames[waiting]["mask"]])
             waiting = None
+    cv2.setNumThreads(default_threads)
     return {"threads": threads, "median_ms": float(np.median(times)), "p95_ms": float(np.percentile(times, 95)),
             "frames": len(times)}
 
 
-def inference_slowdown(sequence: dict, runs: int, fps: float, niced: bool = True, block: int = 10,
-                       cv_threads: int = 1, delay_frames: int = 30, cpu_share: float = DEFAULT_CPU_SHARE) -> dict:
-    """Demo-model inference time alone and with a tracker at camera rate in another thread, in alternating blocks of
-    ``block`` answers: this machine's speed drifts by tens of percent within a minute, and blocks side by side cancel
-    the drift. ``slowdown`` is the median over block pairs of (with tracker / alone) - 1. The tracker works as in the
-    node: one live track and one frame waiting for its answer (given ``delay_frames`` later), frames skipped beyond
-    ``cpu_share`` of one core (the node's track_cpu_share; 0: every frame); OpenCV on ``cv_threads`` threads."""
+def inference_slowdown(sequence: dict, groups: int, fps: float, cpu_shares: tuple[float, ...] = (DEFAULT_CPU_SHARE, 0.0),
+                       block: int = 10, delay_frames: int = 30) -> list[dict]:
+    """Demo-model inference time alone and beside a tracker at camera rate in another thread, for each CPU budget in
+    ``cpu_shares`` (the node's track_cpu_share; 0: every frame), in ``groups`` groups of blocks of ``block`` answers:
+    one block alone and one per budget, in random order. This machine's speed drifts by tens of percent within a
+    minute; blocks side by side cancel the drift. ``slowdown`` is the median over groups of (beside / alone) - 1.
+
+    The tracker works as in the node's tracking thread: niced, one live track and one frame waiting for its answer
+    (given ``delay_frames`` later), frames skipped beyond the budget, OpenCV on one thread."""
+    import random
+
     import torch
 
     from mllmseg_ros.engine import Segmenter
 
     torch.set_num_threads(2)
-    cv2.setNumThreads(cv_threads)
     segmenter = Segmenter.from_pretrained(str(ROOT / "models" / "mllmseg_demo"), device="cpu", dtype=torch.float32)
     frames = sequence["frames"]
 
-    def infer_times(count: int) -> list[float]:
-        out = []
+    def mean_time(count: int) -> float:
+        started = time.perf_counter()
         for index in range(count):
-            started = time.perf_counter()
             segmenter.segment(frames[index % len(frames)]["image"], [sequence["expression"]])
-            out.append((time.perf_counter() - started) * 1e3)
-        return out
+        return (time.perf_counter() - started) * 1e3 / count
 
-    def track(stop: threading.Event) -> None:
-        if niced:
-            lower_this_thread_priority()  # as the node's tracking thread does
+    def track(stop: threading.Event, budget: CpuBudget, counts: dict) -> None:
+        lower_this_thread_priority()  # as the node's tracking thread does
+        cv2.setNumThreads(1)
         tracker = MaskTracker()
         tracker.add_frame(frames[0]["image"], 0)
         tracker.remember(frames[0]["image"], 0)
         tracker.anchor(0, [frames[0]["mask"]])
-        index, waiting, budget = 0, None, CpuBudget(cpu_share)
+        index, waiting = 0, None
+        budget.restart(time.monotonic())  # as if the tracker had run on through the blocks without it
         while not stop.is_set():
             index += 1
             frame = frames[index % len(frames)]
             started = time.perf_counter()
-            if not budget.allows(time.monotonic()):
-                skipped[0] += 1
-                stop.wait(max(0.0, 1.0 / fps - (time.perf_counter() - started)))
-                continue
-            tracked[0] += 1
-            cpu_started = time.thread_time()
-            if waiting is None:
-                tracker.remember(frame["image"], index)
-                waiting = (index, frame["mask"])
-            tracker.add_frame(frame["image"], index)
-            if index - waiting[0] >= delay_frames or not tracker.tracking:
-                tracker.anchor(waiting[0], [waiting[1]])
-                waiting = None
-            budget.spend(time.thread_time() - cpu_started)
+            counts["frames"] += 1
+            if budget.allows(time.monotonic()):
+                cpu_started = time.thread_time()
+                if waiting is None:
+                    tracker.remember(frame["image"], index)
+                    waiting = (index, frame["mask"])
+                tracker.add_frame(frame["image"], index)
+                if index - waiting[0] >= delay_frames or not tracker.tracking:
+                    tracker.anchor(waiting[0], [waiting[1]])
+                    waiting = None
+                cpu = time.thread_time() - cpu_started
+                budget.spend(cpu)
+                counts["tracked"] += 1
+                counts["cpu_s"] += cpu
             stop.wait(max(0.0, 1.0 / fps - (time.perf_counter() - started)))
 
-    def beside_tracker(count: int) -> list[float]:
-        stop = threading.Event()
-        thread = threading.Thread(target=track, args=(stop,), daemon=True)
-        thread.start()
-        try:
-            return infer_times(count)
-        finally:
-            stop.set()
-            thread.join()
-
-    tracked, skipped = [0], [0]
-    infer_times(block)  # warm-up
-    alone, beside, ratios = [], [], []
-    for _ in range(max(1, runs // block)):
-        pair = infer_times(block), beside_tracker(block)
-        alone += pair[0]
-        beside += pair[1]
-        ratios.append(np.mean(pair[1]) / np.mean(pair[0]))
-    return {"alone_ms": float(np.mean(alone)), "with_tracker_ms": float(np.mean(beside)), "tracker_niced": niced,
-            "slowdown": float(np.median(ratios) - 1), "slowdown_blocks_p10_p90": [float(np.percentile(ratios, q) - 1) for q in (10, 90)],
-            "runs": len(alone), "camera_fps": fps, "cv_threads": cv_threads,
-            "cpu_share": cpu_share, "frames_tracked_share": tracked[0] / max(1, tracked[0] + skipped[0])}
+    budgets = {share: CpuBudget(share) for share in cpu_shares}
+    counts = {share: {"frames": 0, "tracked": 0, "cpu_s": 0.0} for share in cpu_shares}
+    ratios: dict[float, list[float]] = {share: [] for share in cpu_shares}
+    alone_ms: list[float] = []
+    order = random.Random(0)
+    mean_time(block)  # warm-up
+    for _ in range(groups):
+        times = {}
+        for share in order.sample([None, *cpu_shares], len(cpu_shares) + 1):
+            if share is None:
+                times[None] = mean_time(block)
+                continue
+            stop = threading.Event()
+            thread = threading.Thread(target=track, args=(stop, budgets[share], counts[share]), daemon=True)
+            thread.start()
+            try:
+                times[share] = mean_time(block)
+            finally:
+                stop.set()
+                thread.join()
+        alone_ms.append(times[None])
+        for share in cpu_shares:
+            ratios[share].append(times[share] / times[None])
+    return [{"cpu_share": share, "slowdown": float(np.median(ratios[share]) - 1),
+             "slowdown_groups_p10_p90": [float(np.percentile(ratios[share], q) - 1) for q in (10, 90)],
+             "frames_tracked_share": counts[share]["tracked"] / max(1, counts[share]["frames"]),
+             "tracker_cpu_ms_per_tracked_frame": 1e3 * counts[share]["cpu_s"] / max(1, counts[share]["tracked"]),
+             "alone_ms": float(np.mean(alone_ms)), "groups": groups, "block": block, "camera_fps": fps}
+            for share in cpu_shares]
 
 
 def main() -> None:
@@ -318,7 +329,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--size", default="640x480")
-    parser.add_argument("--slowdown-runs", type=int, default=20)
+    parser.add_argument("--slowdown-groups", type=int, default=40, help="groups of blocks for the slowdown")
     parser.add_argument("--skip-node", action="store_true", help="only the cost and slowdown measurements")
     parser.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     args = parser.parse_args()
@@ -345,8 +356,7 @@ def main() -> None:
                     print(json.dumps(summary), flush=True)
     report["cost"] = [tracker_cost(sequences[0], threads) for threads in (2, 1)]
     print(json.dumps(report["cost"]), flush=True)
-    report["slowdown"] = [inference_slowdown(sequences[0], args.slowdown_runs, args.fps, cpu_share=share)
-                          for share in (DEFAULT_CPU_SHARE, 0.0)]
+    report["slowdown"] = inference_slowdown(sequences[0], args.slowdown_groups, args.fps)
     print(json.dumps(report["slowdown"]), flush=True)
     for delay in sorted({r["delay_s"] for r in report["runs"]}):
         runs = [r for r in report["runs"] if r["delay_s"] == delay]

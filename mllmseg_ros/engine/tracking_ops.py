@@ -46,6 +46,10 @@ class CpuBudget:
         if self.share > 0:
             self.credit -= cpu_seconds
 
+    def restart(self, now: float) -> None:
+        """Earn from ``now`` on, not for the time since the last ``allows`` (the work was paused meanwhile)."""
+        self._updated = now
+
 
 def count(mask: np.ndarray) -> int:
     """Set pixels of a 2-D bool mask; OpenCV's count is ~15x faster than numpy's sum on a 640 x 480 frame, and the

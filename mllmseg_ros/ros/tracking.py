@@ -24,6 +24,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 from ..engine.postprocess import mask_geometry
@@ -167,6 +168,9 @@ class TrackingWorker:
     # the thread ------------------------------------------------------------------------------------------------------
     def _run(self) -> None:
         lower_this_thread_priority()  # inference first: tracking must not slow the model down
+        # OpenCV's own worker threads would be neither niced nor counted in this thread's CPU time (the budget), and
+        # under a busy model they spin for no gain: the tracker is as fast on one thread (benchmarks/README.md)
+        cv2.setNumThreads(1)
         while not self._stop.is_set():
             self._wake.wait(timeout=0.2)
             self._wake.clear()
