@@ -263,13 +263,17 @@ class MaskTracker:
         return forward
 
     def _start(self, grey: np.ndarray, full_shape: tuple[int, int], frame_id: object) -> None:
-        """First frame (or a new size): nothing to carry over."""
+        """First frame (or a new size): no track to carry over. A frame handed to the model before it, of this size,
+        keeps its chain: it starts with one direct step from that frame (the model often takes a frame the tracker
+        never saw, when the command came after it)."""
         self._grey, self._full_shape, self._frame_id = grey, full_shape, frame_id
         self._grid = _identity(*grey.shape)
         self._tracks = []
-        self._pending = {key: chain for key, chain in self._pending.items() if key == frame_id}
-        for chain in self._pending.values():
-            chain.map_xy = self._identity_for(chain, grey.shape)
+        self._pending = {key: chain for key, chain in self._pending.items()
+                         if key == frame_id or (chain.source_grey.shape == grey.shape and chain.map_xy is None)}
+        for key, chain in self._pending.items():
+            if key == frame_id:
+                chain.map_xy = self._identity_for(chain, grey.shape)
 
     @staticmethod
     def _identity_for(chain: _Chain, shape: tuple[int, int]) -> np.ndarray:
