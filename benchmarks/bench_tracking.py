@@ -11,7 +11,7 @@ scores IoU 0 and no 3D error. Exit sequences also give the frames from the targe
 
 Also: the tracker's own cost per 640 x 480 frame (engine MaskTracker, OpenCV on 2 threads) and how much a tracker
 running at camera rate beside it slows inference of the shipped demo model (models/mllmseg_demo, torch on 2 threads):
-with the node's CPU budget (track_cpu_share) and without it (every frame).
+every frame (the default) and with a CPU budget (track_cpu_share 0.04).
 
     .venv/bin/python benchmarks/bench_tracking.py --delays 0.5,2,6 --kinds pan,sideways,forward,occlusion,exit --seconds 12
 """
@@ -62,7 +62,7 @@ def fingerprint(image: np.ndarray) -> bytes:
 
 
 # --- the node, in this process --------------------------------------------------------------------------------------
-def replay(sequence: dict, delay_s: float, checkpoint: Path, tracking: str) -> dict:
+def replay(sequence: dict, delay_s: float, checkpoint: Path, tracking: str, cpu_share: float = 0.0) -> dict:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
@@ -77,7 +77,8 @@ def replay(sequence: dict, delay_s: float, checkpoint: Path, tracking: str) -> d
     executor = SingleThreadedExecutor()
     spinner = threading.Thread(target=executor.spin, daemon=True)
     node = MLLMSegNode(parameter_overrides=[Parameter("model_path", value=str(checkpoint)), Parameter("no_image_warn_s", value=0.0),
-                                            Parameter("tracking", value=tracking), Parameter("max_frame_age_s", value=1.0)])
+                                            Parameter("tracking", value=tracking), Parameter("max_frame_age_s", value=1.0),
+                                            Parameter("track_cpu_share", value=cpu_share)])
     executor.add_node(node)
     driver = Driver()
     executor.add_node(driver.node)
@@ -236,7 +237,7 @@ def tracker_cost(sequence: dict, threads: int, delay_frames: int = 30) -> dict:
             "frames": len(times)}
 
 
-def inference_slowdown(sequence: dict, groups: int, fps: float, cpu_shares: tuple[float, ...] = (DEFAULT_CPU_SHARE, 0.0),
+def inference_slowdown(sequence: dict, groups: int, fps: float, cpu_shares: tuple[float, ...] = (0.0, 0.04),
                        block: int = 10, delay_frames: int = 30) -> list[dict]:
     """Demo-model inference time alone and beside a tracker at camera rate in another thread, for each CPU budget in
     ``cpu_shares`` (the node's track_cpu_share; 0: every frame), in ``groups`` groups of blocks of ``block`` answers:
@@ -330,6 +331,8 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--slowdown-groups", type=int, default=40, help="groups of blocks for the slowdown")
+    parser.add_argument("--track-cpu-share", type=float, default=DEFAULT_CPU_SHARE, help="the node's track_cpu_share")
+    parser.add_argument("--skip-slowdown", action="store_true", help="no cost and slowdown measurements")
     parser.add_argument("--skip-node", action="store_true", help="only the cost and slowdown measurements")
     parser.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     args = parser.parse_args()
@@ -350,14 +353,16 @@ def main() -> None:
             checkpoint = tiny_checkpoint(Path(folder), decision="SEG")
             for delay in (float(d) for d in args.delays.split(",")):
                 for sequence in sequences:
-                    run = replay(sequence, delay, checkpoint, tracking="on")
+                    run = replay(sequence, delay, checkpoint, tracking="on", cpu_share=args.track_cpu_share)
                     summary = {"delay_s": delay, **score(sequence, run, min_in_view)}
                     report["runs"].append(summary)
                     print(json.dumps(summary), flush=True)
-    report["cost"] = [tracker_cost(sequences[0], threads) for threads in (2, 1)]
-    print(json.dumps(report["cost"]), flush=True)
-    report["slowdown"] = inference_slowdown(sequences[0], args.slowdown_groups, args.fps)
-    print(json.dumps(report["slowdown"]), flush=True)
+    report["track_cpu_share"] = args.track_cpu_share
+    if not args.skip_slowdown:
+        report["cost"] = [tracker_cost(sequences[0], threads) for threads in (2, 1)]
+        print(json.dumps(report["cost"]), flush=True)
+        report["slowdown"] = inference_slowdown(sequences[0], args.slowdown_groups, args.fps)
+        print(json.dumps(report["slowdown"]), flush=True)
     for delay in sorted({r["delay_s"] for r in report["runs"]}):
         runs = [r for r in report["runs"] if r["delay_s"] == delay]
         pooled = {key: _weighted(runs, key) for key in ("tracked_iou", "baseline_iou", "tracked_3d_mm", "baseline_3d_mm")}

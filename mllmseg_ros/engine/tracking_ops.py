@@ -19,7 +19,7 @@ def lower_this_thread_priority(niceness: int = 5) -> bool:
         return False
 
 
-DEFAULT_CPU_SHARE = 0.04  # the node's track_cpu_share: see docs/tracking.md for the slowdown it gives
+DEFAULT_CPU_SHARE = 0.0  # the node's track_cpu_share (every frame): docs/tracking.md has the trade-off of a budget
 
 
 class CpuBudget:

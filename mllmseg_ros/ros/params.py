@@ -65,8 +65,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("track_rate_hz", 0.0, "at most this many tracked results per second per camera (0 = every frame)",
                   runtime=True, float_range=(0.0, 1000.0)),
     ParameterSpec("track_cpu_share", DEFAULT_CPU_SHARE, "while the model runs on the CPU (device cpu), tracking takes at most this "
-                  "share of one core and skips frames beyond it, so that inference is slowed by less than 10% (0 = no "
-                  "limit: every frame)", runtime=True, float_range=(0.0, 1.0)),
+                  "share of one core and skips frames beyond it: each millisecond of tracking stalls inference (0 = no "
+                  "limit: every frame; the README has the trade-off)", runtime=True, float_range=(0.0, 1.0)),
     ParameterSpec("track_min_confidence", 0.5, "a track whose confidence (the flow's forward-backward consistency, or "
                   "the share of the target's colours within the carried mask) falls below this is dropped (found "
                   "false, track_status says why)", runtime=True, float_range=(0.0, 1.0)),

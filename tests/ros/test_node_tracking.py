@@ -112,7 +112,6 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def started(ros, make_node, checkpoint, delay_s: float, command: str = "the red cup", **params):
-    params.setdefault("track_cpu_share", 0.0)  # every frame: these tests count tracked frames (the budget: its own test)
     node = make_node(checkpoint, threshold=0.0, **params)
     answered = oracle(node, delay_s)
     driver = ros.driver()
