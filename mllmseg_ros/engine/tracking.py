@@ -205,8 +205,8 @@ class MaskTracker:
         with self._lock:
             chain = _Chain(grey, source_image=image, stride=self.config.pending_map_stride,
                            hidden_targets=frozenset(i for i, track in enumerate(self._tracks) if track.hidden_steps >= 0))
-            if frame_id == self._frame_id:  # the tracker's newest frame itself
-                chain.map_xy = self._identity_for(chain, grey.shape)
+            if self._grid is not None and frame_id == self._frame_id:  # the tracker's newest frame itself
+                chain.map_xy = self._identity_for(chain)
             self._pending = {frame_id: chain}  # one model call at a time per camera: older ones are never answered
 
     def add_frame(self, image: np.ndarray, frame_id: object) -> list[TrackedMask]:
@@ -230,7 +230,7 @@ class MaskTracker:
             camera_step = np.median(backward[::8, ::8].reshape(-1, 2), axis=0).astype(np.float32)
             for key, chain in self._pending.items():
                 if key == frame_id:  # the model's frame reached the tracker after it was handed over
-                    chain.map_xy, chain.steps = self._identity_for(chain, grey.shape), 0
+                    chain.map_xy, chain.steps = self._identity_for(chain), 0
                 else:
                     self._advance(chain, grey, step_map, camera_step)
             self._grey = grey
@@ -273,11 +273,11 @@ class MaskTracker:
                          if key == frame_id or (chain.source_grey.shape == grey.shape and chain.map_xy is None)}
         for key, chain in self._pending.items():
             if key == frame_id:
-                chain.map_xy = self._identity_for(chain, grey.shape)
+                chain.map_xy = self._identity_for(chain)
 
-    @staticmethod
-    def _identity_for(chain: _Chain, shape: tuple[int, int]) -> np.ndarray:
-        return np.ascontiguousarray(_identity(*shape)[::chain.stride, ::chain.stride])
+    def _identity_for(self, chain: _Chain) -> np.ndarray:
+        """An identity map on ``chain``'s grid (every ``stride``-th pixel of the newest frame's)."""
+        return np.ascontiguousarray(self._grid[::chain.stride, ::chain.stride])
 
     def _keep_for_next_frame(self, track: _Track, carried_small: np.ndarray | None = None) -> None:
         """The published mask at flow resolution (the next step's flow statistics start from it), and the window its

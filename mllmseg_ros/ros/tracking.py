@@ -11,9 +11,9 @@ Tracks belong to one command (its serial): a new command or a stop discards them
 command is never published. ``mode: once`` never tracks; ``tracking: auto`` tracks while the model answers more slowly
 than the camera sends frames.
 
-While the model runs on the CPU, tracking is held to ``track_cpu_share`` of one core (its thread's CPU time): every
-millisecond it takes stalls the model's threads, which wait for each other, so frames are skipped rather than the model
-slowed (see docs/tracking.md for the numbers).
+While the model runs on the CPU, ``track_cpu_share`` (off by default) holds tracking to that share of one core (its
+thread's CPU time): every millisecond it takes stalls the model's threads, which wait for each other, so frames are
+then skipped rather than the model slowed (see docs/tracking.md for the numbers).
 """
 from __future__ import annotations
 
