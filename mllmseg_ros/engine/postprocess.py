@@ -41,9 +41,12 @@ def mask_geometry(mask: np.ndarray, centroid_of_largest_component: bool = False)
     if area == 0:
         return MaskGeometry(0, None, None)
     x, y, w, h = cv2.boundingRect(mask_u8)
-    region = largest_component(mask) if centroid_of_largest_component else mask
+    # Moments and components of the box alone: over a whole 640 x 480 frame cv2.moments costs ten times as much, and
+    # the tracker publishes a mask every camera frame.
+    box = mask[y:y + h, x:x + w]
+    region = largest_component(box) if centroid_of_largest_component else box
     moments = cv2.moments(np.ascontiguousarray(region).view(np.uint8), binaryImage=True)
-    centroid = (moments["m10"] / moments["m00"], moments["m01"] / moments["m00"])
+    centroid = (x + moments["m10"] / moments["m00"], y + moments["m01"] / moments["m00"])
     return MaskGeometry(area, (int(x), int(y), int(w), int(h)), (float(centroid[0]), float(centroid[1])))
 
 

@@ -304,9 +304,20 @@ class MaskTracker:
         elif stride == 1:  # compose: new pixel -> previous frame (step_map) -> source (the old map, sampled there)
             self._resample(chain, step_map, window)
         else:  # ... the same on the coarse grid, whose sample k stands for flow pixel k * stride
-            chain.map_xy = cv2.remap(chain.map_xy, step_map[::stride, ::stride] / np.float32(stride), None,
-                                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            chain.map_xy = cv2.remap(chain.map_xy, self._every(step_map, stride), None, cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE)
         chain.steps += 1
+
+    @staticmethod
+    def _every(step_map: np.ndarray, stride: int) -> np.ndarray:
+        """``step_map[::stride, ::stride] / stride``: its every ``stride``-th pixel, in units of the coarse grid.
+        Nearest-neighbour resizing by a whole factor picks exactly those pixels, and is 5x faster than numpy's
+        strided slice of a two-channel image (where the size divides and 1 / stride is exact; else the slice)."""
+        height, width = step_map.shape[:2]
+        if height % stride or width % stride or stride & (stride - 1):
+            return step_map[::stride, ::stride] / np.float32(stride)
+        picked = cv2.resize(step_map, (width // stride, height // stride), interpolation=cv2.INTER_NEAREST)
+        return cv2.multiply(picked, (1.0 / stride, 1.0 / stride, 0.0, 0.0))
 
     def _resample(self, chain: _Chain, positions: np.ndarray, window: tuple[int, int, int, int] | None) -> None:
         """``chain.map_xy`` becomes the old map sampled at ``positions`` (h x w x 2, on the old map's grid), inside
@@ -321,7 +332,7 @@ class MaskTracker:
         sampled, source = np.ascontiguousarray(positions[y0:y1, x0:x1]), chain.map_xy
         if chain.window is not None:
             ox0, oy0, ox1, oy1 = chain.window
-            sampled -= np.float32([ox0, oy0])
+            cv2.subtract(sampled, (float(ox0), float(oy0), 0.0, 0.0), dst=sampled)  # numpy's broadcast: 10x slower
             source = np.ascontiguousarray(chain.map_xy[oy0:oy1, ox0:ox1])
         part = cv2.remap(source, sampled, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if window is None:
@@ -459,12 +470,14 @@ class MaskTracker:
         moved = cv2.warpAffine(now.astype(np.uint8), np.float32([[1, 0, delta[0]], [0, 1, delta[1]]]), now.shape[::-1],
                                flags=cv2.INTER_NEAREST)
         region = cv2.dilate(moved | now.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-        shifted = cv2.remap(track.chain.map_xy, self._grid - delta.astype(np.float32), None, cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)  # new pixel x maps where x - delta mapped
         # The flow inside a plain moving object is smeared from its surroundings: the object's part of the map becomes
         # the affine motion fitted to it (its scale and rotation kept, its shape not bent).
         fy, fx = np.nonzero(moved)  # fitted on the object itself, applied with a margin around it
-        fit = affine_fit(fx, fy, shifted[fy, fx])
+        # new pixel x maps where x - delta mapped (the map sampled at the object's pixels alone, as an N x 1 map)
+        positions = np.stack([fx, fy], axis=1).astype(np.float32) - delta.astype(np.float32)
+        shifted = cv2.remap(track.chain.map_xy, positions[:, None, :], None, cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REPLICATE)[:, 0, :]
+        fit = affine_fit(fx, fy, shifted)
         ry, rx = np.nonzero(region)
         track.chain.map_xy[ry, rx] = (np.stack([rx, ry, np.ones_like(rx)], axis=1) @ fit).astype(np.float32)
         track.own_shift = delta.astype(np.float32)
@@ -487,8 +500,10 @@ class MaskTracker:
         # the map is in flow pixels: scale to full-resolution pixels, then sample the full-resolution anchor mask
         full_map = cv2.resize(track.chain.map_xy[rows[0]:rows[1], cols[0]:cols[1]], (x1 - x0, y1 - y0),
                               interpolation=cv2.INTER_LINEAR)
-        full_map[..., 0] = (full_map[..., 0] + 0.5) * sx - 0.5
-        full_map[..., 1] = (full_map[..., 1] + 0.5) * sy - 0.5
+        # (v + 0.5) * scale - 0.5 per channel, by OpenCV: numpy's per-channel strided arithmetic costs 3x as much
+        cv2.add(full_map, (0.5, 0.5, 0.0, 0.0), dst=full_map)
+        cv2.multiply(full_map, (sx, sy, 0.0, 0.0), dst=full_map)
+        cv2.subtract(full_map, (0.5, 0.5, 0.0, 0.0), dst=full_map)
         warped = np.zeros(self._full_shape, bool)
         warped[y0:y1, x0:x1] = cv2.remap(track.anchor_mask, full_map, None, cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_CONSTANT, borderValue=0) >= 0.5

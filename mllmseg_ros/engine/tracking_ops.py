@@ -70,7 +70,12 @@ def affine_fit(xs: np.ndarray, ys: np.ndarray, values: np.ndarray) -> np.ndarray
     x, y = xs.astype(np.float64), ys.astype(np.float64)
     mean_x, mean_y = x.mean(), y.mean()
     design = np.stack([x - mean_x, y - mean_y, np.ones_like(x)], axis=1)
-    fit = np.linalg.lstsq(design.T @ design, design.T @ values.astype(np.float64), rcond=None)[0]
+    normal = design.T @ design
+    rhs = design.T @ values.astype(np.float64)
+    try:
+        fit = np.linalg.solve(normal, rhs)
+    except np.linalg.LinAlgError:  # the points lie on a line: the least-squares solution of least norm
+        fit = np.linalg.lstsq(normal, rhs, rcond=None)[0]
     fit[2] -= mean_x * fit[0] + mean_y * fit[1]  # back to uncentred coordinates
     return fit
 
@@ -113,8 +118,8 @@ def match_shift(image: np.ndarray, mask: np.ndarray, target: np.ndarray, guess: 
                                       (costs[by - 1, bx], best, costs[by + 1, bx]) if 0 < by < costs.shape[0] - 1 else (0, 0, 0))):
         curvature = a - 2 * b + c
         if curvature > 1e-6:  # a parabola through the three costs around the best: sub-pixel shift
-            sub[axis] = float(np.clip(0.5 * (a - c) / curvature, -0.5, 0.5))
-    gx_local, gy_local = int(np.clip(gx - x0, 0, costs.shape[1] - 1)), int(np.clip(gy - y0, 0, costs.shape[0] - 1))
+            sub[axis] = min(max(float(0.5 * (a - c) / curvature), -0.5), 0.5)
+    gx_local, gy_local = min(max(gx - x0, 0), costs.shape[1] - 1), min(max(gy - y0, 0), costs.shape[0] - 1)
     on_edge = ((bx == 0 and x0 > 0) or (bx == costs.shape[1] - 1 and x1 < width)
                or (by == 0 and y0 > 0) or (by == costs.shape[0] - 1 and y1 < height))
     if on_edge:  # the best place is on the search window's edge (not the image's): no optimum inside it, stay put
