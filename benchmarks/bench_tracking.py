@@ -10,8 +10,9 @@ scores IoU 0 and no 3D error. Exit sequences also give the frames from the targe
 ``min_in_view`` of it inside the image) to the drop.
 
 Also: the tracker's own cost per 640 x 480 frame (engine MaskTracker, OpenCV on 2 threads) and how much a tracker
-running at camera rate beside it slows inference of the shipped demo model (models/mllmseg_demo, torch on 2 threads):
-every frame (the default) and with a CPU budget (track_cpu_share 0.04).
+running at camera rate beside it (its results built and serialised as the node does) slows inference of the shipped
+demo model (models/mllmseg_demo, torch on 2 threads): every frame (the default) and with a CPU budget
+(track_cpu_share 0.04).
 
     .venv/bin/python benchmarks/bench_tracking.py --delays 0.5,2,6 --kinds pan,sideways,forward,occlusion,exit --seconds 12
 """
@@ -237,6 +238,30 @@ def tracker_cost(sequence: dict, threads: int, delay_frames: int = 30) -> dict:
             "frames": len(times)}
 
 
+def results_work(sequence: dict, frame: dict, states: list) -> None:
+    """What the node's tracking thread does with a tracked frame besides tracking it: each mask's geometry, the 3D
+    centroid from the frame's depth, the SegmentationArray with its mask images, serialised as a publisher does (the
+    transport itself is left out)."""
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from mllmseg_ros.ros.buffers import Frame
+    from mllmseg_ros.ros.publishing import build_array
+    from mllmseg_ros.ros.tracking import TrackedResult
+
+    height, width = frame["mask"].shape
+    results = []
+    for state in states:
+        geometry = mask_geometry(state.mask)
+        results.append(TrackedResult(sequence["expression"], state.found and geometry.area > 0, 1.0, state.mask,
+                                     geometry.bbox, geometry.centroid, geometry.area))
+    depth_m = depth_to_metres(frame["depth_mm"])
+    intrinsics = PinholeIntrinsics.from_k(sequence["k"], width, height)
+    array = build_array(Frame(frame["image"], Header(frame_id="camera"), time.monotonic()), sequence["expression"], results,
+                        depth_m, intrinsics, "", {}, 0.0)
+    serialize_message(array)
+
+
 def inference_slowdown(sequence: dict, groups: int, fps: float, cpu_shares: tuple[float, ...] = (0.0, 0.04),
                        block: int = 10, delay_frames: int = 30) -> list[dict]:
     """Demo-model inference time alone and beside a tracker at camera rate in another thread, for each CPU budget in
@@ -245,7 +270,8 @@ def inference_slowdown(sequence: dict, groups: int, fps: float, cpu_shares: tupl
     minute; blocks side by side cancel the drift. ``slowdown`` is the median over groups of (beside / alone) - 1.
 
     The tracker works as in the node's tracking thread: niced, one live track and one frame waiting for its answer
-    (given ``delay_frames`` later), frames skipped beyond the budget, OpenCV on one thread."""
+    (given ``delay_frames`` later), frames skipped beyond the budget, OpenCV on one thread, and each tracked frame's
+    results built and serialised (``results_work``)."""
     import random
 
     import torch
@@ -281,7 +307,7 @@ def inference_slowdown(sequence: dict, groups: int, fps: float, cpu_shares: tupl
                 if waiting is None:
                     tracker.remember(frame["image"], index)
                     waiting = (index, frame["mask"])
-                tracker.add_frame(frame["image"], index)
+                results_work(sequence, frame, tracker.add_frame(frame["image"], index))
                 if index - waiting[0] >= delay_frames or not tracker.tracking:
                     tracker.anchor(waiting[0], [waiting[1]])
                     waiting = None
