@@ -41,8 +41,8 @@ def mask_geometry(mask: np.ndarray, centroid_of_largest_component: bool = False)
     if area == 0:
         return MaskGeometry(0, None, None)
     x, y, w, h = cv2.boundingRect(mask_u8)
-    # Moments and components of the box alone: over a whole 640 x 480 frame cv2.moments costs ten times as much, and
-    # the tracker publishes a mask every camera frame.
+    # Moments and components of the box alone: over a whole frame cv2.moments costs several times as much, and the
+    # tracking thread publishes a mask every camera frame.
     box = mask[y:y + h, x:x + w]
     region = largest_component(box) if centroid_of_largest_component else box
     moments = cv2.moments(np.ascontiguousarray(region).view(np.uint8), binaryImage=True)

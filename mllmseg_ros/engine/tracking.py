@@ -311,7 +311,7 @@ class MaskTracker:
     @staticmethod
     def _every(step_map: np.ndarray, stride: int) -> np.ndarray:
         """``step_map[::stride, ::stride] / stride``: its every ``stride``-th pixel, in units of the coarse grid.
-        Nearest-neighbour resizing by a whole factor picks exactly those pixels, and is 5x faster than numpy's
+        Nearest-neighbour resizing by a whole factor picks exactly those pixels, several times faster than numpy's
         strided slice of a two-channel image (where the size divides and 1 / stride is exact; else the slice)."""
         height, width = step_map.shape[:2]
         if height % stride or width % stride or stride & (stride - 1):
@@ -332,7 +332,7 @@ class MaskTracker:
         sampled, source = np.ascontiguousarray(positions[y0:y1, x0:x1]), chain.map_xy
         if chain.window is not None:
             ox0, oy0, ox1, oy1 = chain.window
-            cv2.subtract(sampled, (float(ox0), float(oy0), 0.0, 0.0), dst=sampled)  # numpy's broadcast: 10x slower
+            cv2.subtract(sampled, (float(ox0), float(oy0), 0.0, 0.0), dst=sampled)  # numpy's broadcast is far slower
             source = np.ascontiguousarray(chain.map_xy[oy0:oy1, ox0:ox1])
         part = cv2.remap(source, sampled, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if window is None:
@@ -500,7 +500,7 @@ class MaskTracker:
         # the map is in flow pixels: scale to full-resolution pixels, then sample the full-resolution anchor mask
         full_map = cv2.resize(track.chain.map_xy[rows[0]:rows[1], cols[0]:cols[1]], (x1 - x0, y1 - y0),
                               interpolation=cv2.INTER_LINEAR)
-        # (v + 0.5) * scale - 0.5 per channel, by OpenCV: numpy's per-channel strided arithmetic costs 3x as much
+        # (v + 0.5) * scale - 0.5 per channel, by OpenCV: numpy's per-channel strided arithmetic costs several times more
         cv2.add(full_map, (0.5, 0.5, 0.0, 0.0), dst=full_map)
         cv2.multiply(full_map, (sx, sy, 0.0, 0.0), dst=full_map)
         cv2.subtract(full_map, (0.5, 0.5, 0.0, 0.0), dst=full_map)
