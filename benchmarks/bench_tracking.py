@@ -247,14 +247,10 @@ def results_work(sequence: dict, frame: dict, states: list) -> None:
 
     from mllmseg_ros.ros.buffers import Frame
     from mllmseg_ros.ros.publishing import build_array
-    from mllmseg_ros.ros.tracking import TrackedResult
+    from mllmseg_ros.ros.tracking import tracked_results
 
     height, width = frame["mask"].shape
-    results = []
-    for state in states:
-        geometry = mask_geometry(state.mask)
-        results.append(TrackedResult(sequence["expression"], state.found and geometry.area > 0, 1.0, state.mask,
-                                     geometry.bbox, geometry.centroid, geometry.area))
+    results = tracked_results([sequence["expression"]] * len(states), [1.0] * len(states), states)
     depth_m = depth_to_metres(frame["depth_mm"])
     intrinsics = PinholeIntrinsics.from_k(sequence["k"], width, height)
     array = build_array(Frame(frame["image"], Header(frame_id="camera"), time.monotonic()), sequence["expression"], results,

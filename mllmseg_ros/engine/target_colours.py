@@ -165,12 +165,13 @@ class TargetColours:
             return None
         says = (self.log_ratio[_codes(_rgb(image)[y0:y1, x0:x1], self.config.bins)] > 0).astype(np.float32)
         shape = carried[y:y + h, x:x + w].astype(np.float32)
+        area = float(shape.sum())
         # No place can cover more than all the target-coloured pixels in the window: where those are too few for a
         # clear gain, the search (most of this function's cost) is not made (a small margin: the search's sums round)
-        share_here = float(says[y - y0:y - y0 + h, x - x0:x - x0 + w].ravel() @ shape.ravel()) / float(shape.sum())
-        if float(says.sum()) / float(shape.sum()) < share_here + self.config.min_relocation_gain - 1e-3:
+        share_here = float(says[y - y0:y - y0 + h, x - x0:x - x0 + w].ravel() @ shape.ravel()) / area
+        if float(says.sum()) / area < share_here + self.config.min_relocation_gain - 1e-3:
             return None
-        cover = cv2.matchTemplate(says, shape, cv2.TM_CCORR) / float(shape.sum())  # share of the shape on target colours
+        cover = cv2.matchTemplate(says, shape, cv2.TM_CCORR) / area  # share of the shape on target colours
         here = cover[y - y0, x - x0]
         best = float(cover.max())
         if here >= self.config.relocate_below or best < here + self.config.min_relocation_gain:

@@ -36,7 +36,8 @@ import cv2
 import numpy as np
 
 from .target_colours import TargetColours
-from .tracking_ops import CpuBudget, affine_fit, area_scale, centre, count, coverage, lower_this_thread_priority, match_shift
+from .tracking_ops import (CpuBudget, affine_fit, area_scale, centre, coarse_positions, count, coverage,
+                           lower_this_thread_priority, match_shift)
 
 __all__ = ["CpuBudget", "MaskTracker", "TrackedMask", "TrackerConfig", "lower_this_thread_priority"]
 
@@ -304,20 +305,9 @@ class MaskTracker:
         elif stride == 1:  # compose: new pixel -> previous frame (step_map) -> source (the old map, sampled there)
             self._resample(chain, step_map, window)
         else:  # ... the same on the coarse grid, whose sample k stands for flow pixel k * stride
-            chain.map_xy = cv2.remap(chain.map_xy, self._every(step_map, stride), None, cv2.INTER_LINEAR,
+            chain.map_xy = cv2.remap(chain.map_xy, coarse_positions(step_map, stride), None, cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REPLICATE)
         chain.steps += 1
-
-    @staticmethod
-    def _every(step_map: np.ndarray, stride: int) -> np.ndarray:
-        """``step_map[::stride, ::stride] / stride``: its every ``stride``-th pixel, in units of the coarse grid.
-        Nearest-neighbour resizing by a whole factor picks exactly those pixels, several times faster than numpy's
-        strided slice of a two-channel image (where the size divides and 1 / stride is exact; else the slice)."""
-        height, width = step_map.shape[:2]
-        if height % stride or width % stride or stride & (stride - 1):
-            return step_map[::stride, ::stride] / np.float32(stride)
-        picked = cv2.resize(step_map, (width // stride, height // stride), interpolation=cv2.INTER_NEAREST)
-        return cv2.multiply(picked, (1.0 / stride, 1.0 / stride, 0.0, 0.0))
 
     def _resample(self, chain: _Chain, positions: np.ndarray, window: tuple[int, int, int, int] | None) -> None:
         """``chain.map_xy`` becomes the old map sampled at ``positions`` (h x w x 2, on the old map's grid), inside

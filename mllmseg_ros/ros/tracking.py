@@ -50,6 +50,17 @@ class TrackedResult:
     area: int
 
 
+def tracked_results(expressions: list[str], confidences: list[float], states: list[TrackedMask],
+                    centroid_of_largest_component: bool = False) -> list[TrackedResult]:
+    """The tracker's masks on a frame as results to publish, one per target (geometry at full resolution)."""
+    results = []
+    for expression, confidence, state in zip(expressions, confidences, states):
+        geometry = mask_geometry(state.mask, centroid_of_largest_component)
+        results.append(TrackedResult(expression, state.found and geometry.area > 0, confidence, state.mask,
+                                     geometry.bbox, geometry.centroid, geometry.area))
+    return results
+
+
 def frame_key(frame: Frame) -> tuple[float, float]:
     return (frame.received, frame.stamp)
 
@@ -238,11 +249,7 @@ class TrackingWorker:
     def _publish(self, stream: "CameraStream", frame: Frame, command: "ActiveCommand", answer: _Answer,
                  states: list[TrackedMask]) -> None:
         settings = self.node.settings
-        results = []
-        for expression, confidence, state in zip(answer.expressions, answer.confidences, states):
-            geometry = mask_geometry(state.mask, settings.centroid_of_largest_component)
-            results.append(TrackedResult(expression, state.found and geometry.area > 0, confidence, state.mask,
-                                         geometry.bbox, geometry.centroid, geometry.area))
+        results = tracked_results(answer.expressions, answer.confidences, states, settings.centroid_of_largest_component)
         stream.wait_for_depth_pair(frame, settings)  # its own depth image may come a few ms after the frame
         started = time.perf_counter()
         depth, intrinsics, depth_reason = stream.depth_for(frame, settings)

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mllmseg_ros.engine.tracking import MaskTracker
-from mllmseg_ros.engine.tracking_ops import affine_fit
+from mllmseg_ros.engine.tracking_ops import affine_fit, coarse_positions
 
 
 def test_affine_fit_recovers_a_known_affine_map():
@@ -29,6 +28,6 @@ def test_affine_fit_of_points_on_a_line_is_finite():
 @pytest.mark.parametrize("stride", [1, 2, 3, 4])
 def test_every_stride_pixel_of_a_map_in_coarse_units(shape, stride):
     values = np.random.default_rng(1).uniform(-50, 400, (*shape, 2)).astype(np.float32)
-    picked = MaskTracker._every(values, stride)
+    picked = coarse_positions(values, stride)
     assert picked.dtype == np.float32
     assert np.array_equal(picked, values[::stride, ::stride] / np.float32(stride))
