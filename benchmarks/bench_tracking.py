@@ -9,10 +9,12 @@ arrived). IoU; 3D centroid error against the centroid a perfect mask gives on th
 scores IoU 0 and no 3D error. Exit sequences also give the frames from the target leaving the view (less than
 ``min_in_view`` of it inside the image) to the drop.
 
+The node runs with its defaults (the model on the CPU: at most 7.5 tracked frames a second, every 2nd of a 15 fps
+camera); ``--track-rate-hz 1000`` tracks every frame.
+
 Also: the tracker's own cost per 640 x 480 frame (engine MaskTracker, OpenCV on 2 threads) and how much a tracker
-running at camera rate beside it (its results built and serialised as the node does) slows inference of the shipped
-demo model (models/mllmseg_demo, torch on 2 threads): every frame (the default) and with a CPU budget
-(track_cpu_share 0.04).
+beside inference (its results built and serialised as the node does) slows the shipped demo model
+(models/mllmseg_demo, torch on 2 threads): tracking every frame, and every 2nd (the node's rate on the CPU).
 
     .venv/bin/python benchmarks/bench_tracking.py --delays 0.5,2,6 --kinds pan,sideways,forward,occlusion,exit --seconds 12
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -40,7 +43,6 @@ from mllmseg_ros.data.scene_motion import make_motion_sequence  # noqa: E402
 from mllmseg_ros.engine.depth import PinholeIntrinsics, centroid_3d, depth_to_metres  # noqa: E402
 from mllmseg_ros.engine.postprocess import mask_geometry, mask_iou  # noqa: E402
 from mllmseg_ros.engine.tracking import MaskTracker, TrackerConfig, lower_this_thread_priority  # noqa: E402
-from mllmseg_ros.engine.tracking_ops import DEFAULT_CPU_SHARE, CpuBudget  # noqa: E402
 
 
 # --- sequences, pre-rendered (rendering takes longer than a camera frame) ---------------------------------------------
@@ -63,7 +65,7 @@ def fingerprint(image: np.ndarray) -> bytes:
 
 
 # --- the node, in this process --------------------------------------------------------------------------------------
-def replay(sequence: dict, delay_s: float, checkpoint: Path, tracking: str, cpu_share: float = 0.0) -> dict:
+def replay(sequence: dict, delay_s: float, checkpoint: Path, tracking: str, rate_hz: float = 0.0) -> dict:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
@@ -79,7 +81,7 @@ def replay(sequence: dict, delay_s: float, checkpoint: Path, tracking: str, cpu_
     spinner = threading.Thread(target=executor.spin, daemon=True)
     node = MLLMSegNode(parameter_overrides=[Parameter("model_path", value=str(checkpoint)), Parameter("no_image_warn_s", value=0.0),
                                             Parameter("tracking", value=tracking), Parameter("max_frame_age_s", value=1.0),
-                                            Parameter("track_cpu_share", value=cpu_share)])
+                                            Parameter("track_rate_hz", value=rate_hz)])
     executor.add_node(node)
     driver = Driver()
     executor.add_node(driver.node)
@@ -258,16 +260,17 @@ def results_work(sequence: dict, frame: dict, states: list) -> None:
     serialize_message(array)
 
 
-def inference_slowdown(sequence: dict, groups: int, fps: float, cpu_shares: tuple[float, ...] = (0.0, 0.04),
-                       block: int = 10, delay_frames: int = 30) -> list[dict]:
-    """Demo-model inference time alone and beside a tracker at camera rate in another thread, for each CPU budget in
-    ``cpu_shares`` (the node's track_cpu_share; 0: every frame), in ``groups`` groups of blocks of ``block`` answers:
-    one block alone and one per budget, in random order. This machine's speed drifts by tens of percent within a
-    minute; blocks side by side cancel the drift. ``slowdown`` is the median over groups of (beside / alone) - 1.
+def inference_slowdown(sequence: dict, groups: int, fps: float, every_nth: tuple[int, ...] = (1, 2),
+                       block: int = 40, delay_frames: int = 30) -> list[dict]:
+    """Demo-model inference time alone and beside a tracker in another thread that tracks every ``n``-th frame of a
+    camera at ``fps``, for each ``n`` in ``every_nth`` (the node's track_rate_hz as a whole fraction of the camera
+    rate). ``groups`` groups of blocks of ``block`` answers: one block alone and one per setting, in random order.
+    This machine's speed drifts by tens of percent within a minute; blocks side by side cancel the drift.
+    ``slowdown`` is the median over groups of (beside / alone) - 1.
 
     The tracker works as in the node's tracking thread: niced, one live track and one frame waiting for its answer
-    (given ``delay_frames`` later), frames skipped beyond the budget, OpenCV on one thread, and each tracked frame's
-    results built and serialised (``results_work``)."""
+    (given ``delay_frames`` later), OpenCV on one thread, and each tracked frame's results built and serialised
+    (``results_work``)."""
     import random
 
     import torch
@@ -284,64 +287,87 @@ def inference_slowdown(sequence: dict, groups: int, fps: float, cpu_shares: tupl
             segmenter.segment(frames[index % len(frames)]["image"], [sequence["expression"]])
         return (time.perf_counter() - started) * 1e3 / count
 
-    def track(stop: threading.Event, budget: CpuBudget, counts: dict) -> None:
-        lower_this_thread_priority()  # as the node's tracking thread does
-        cv2.setNumThreads(1)
-        tracker = MaskTracker()
-        tracker.add_frame(frames[0]["image"], 0)
-        tracker.remember(frames[0]["image"], 0)
-        tracker.anchor(0, [frames[0]["mask"]])
-        index, waiting = 0, None
-        budget.restart(time.monotonic())  # as if the tracker had run on through the blocks without it
-        while not stop.is_set():
-            index += 1
-            frame = frames[index % len(frames)]
-            started = time.perf_counter()
-            counts["frames"] += 1
-            if budget.allows(time.monotonic()):
-                cpu_started = time.thread_time()
-                if waiting is None:
-                    tracker.remember(frame["image"], index)
-                    waiting = (index, frame["mask"])
-                results_work(sequence, frame, tracker.add_frame(frame["image"], index))
-                if index - waiting[0] >= delay_frames or not tracker.tracking:
-                    tracker.anchor(waiting[0], [waiting[1]])
-                    waiting = None
-                cpu = time.thread_time() - cpu_started
-                budget.spend(cpu)
-                counts["tracked"] += 1
-                counts["cpu_s"] += cpu
-            stop.wait(max(0.0, 1.0 / fps - (time.perf_counter() - started)))
+    class Tracker(threading.Thread):
+        """A tracking thread that lives through all the groups (its setup and first frames stay out of the blocks) and
+        tracks frames at camera rate while ``running`` is set."""
 
-    budgets = {share: CpuBudget(share) for share in cpu_shares}
-    counts = {share: {"frames": 0, "tracked": 0, "cpu_s": 0.0} for share in cpu_shares}
-    ratios: dict[float, list[float]] = {share: [] for share in cpu_shares}
+        def __init__(self, every: int) -> None:
+            super().__init__(daemon=True)
+            self.every = every
+            self.running, self.ready, self.stop = threading.Event(), threading.Event(), threading.Event()
+            self.working = threading.Lock()  # held while a frame is tracked: a block ends after its last frame
+            self.counts = {"frames": 0, "tracked": 0, "cpu_s": 0.0}
+            self.start()
+            self.ready.wait()
+
+        def run(self) -> None:
+            lower_this_thread_priority()  # as the node's tracking thread does
+            cv2.setNumThreads(1)
+            tracker = MaskTracker()
+            tracker.add_frame(frames[0]["image"], 0)
+            tracker.remember(frames[0]["image"], 0)
+            tracker.anchor(0, [frames[0]["mask"]])
+            results_work(sequence, frames[0], tracker.results())  # imports and first-call costs out of the blocks
+            self.ready.set()
+            index, waiting = 0, None
+            while not self.stop.is_set():
+                if not self.running.wait(timeout=0.05):
+                    continue
+                # frames come on one camera clock through all blocks: a block of T seconds gets T * fps of them
+                now = time.perf_counter()
+                if self.stop.wait(math.ceil(now * fps) / fps - now):
+                    return
+                with self.working:
+                    if not self.running.is_set():
+                        continue
+                    index += 1
+                    frame = frames[index % len(frames)]
+                    self.counts["frames"] += 1
+                    if index % self.every == 0:
+                        cpu_started = time.thread_time()
+                        if waiting is None:
+                            tracker.remember(frame["image"], index)
+                            waiting = (index, frame["mask"])
+                        results_work(sequence, frame, tracker.add_frame(frame["image"], index))
+                        if index - waiting[0] >= delay_frames or not tracker.tracking:
+                            tracker.anchor(waiting[0], [waiting[1]])
+                            waiting = None
+                        cpu = time.thread_time() - cpu_started
+                        self.counts["tracked"] += 1
+                        self.counts["cpu_s"] += cpu
+
+    trackers = {every: Tracker(every) for every in every_nth}
+    counts = {every: trackers[every].counts for every in every_nth}
+    ratios: dict[int, list[float]] = {every: [] for every in every_nth}
     alone_ms: list[float] = []
     order = random.Random(0)
     mean_time(block)  # warm-up
     for _ in range(groups):
         times = {}
-        for share in order.sample([None, *cpu_shares], len(cpu_shares) + 1):
-            if share is None:
+        for every in order.sample([None, *every_nth], len(every_nth) + 1):
+            if every is None:
                 times[None] = mean_time(block)
                 continue
-            stop = threading.Event()
-            thread = threading.Thread(target=track, args=(stop, budgets[share], counts[share]), daemon=True)
-            thread.start()
+            thread = trackers[every]
+            thread.running.set()
             try:
-                times[share] = mean_time(block)
+                times[every] = mean_time(block)
             finally:
-                stop.set()
-                thread.join()
+                thread.running.clear()
+                with thread.working:  # its frame in progress ends before the next block starts
+                    pass
         alone_ms.append(times[None])
-        for share in cpu_shares:
-            ratios[share].append(times[share] / times[None])
-    return [{"cpu_share": share, "slowdown": float(np.median(ratios[share]) - 1),
-             "slowdown_groups_p10_p90": [float(np.percentile(ratios[share], q) - 1) for q in (10, 90)],
-             "frames_tracked_share": counts[share]["tracked"] / max(1, counts[share]["frames"]),
-             "tracker_cpu_ms_per_tracked_frame": 1e3 * counts[share]["cpu_s"] / max(1, counts[share]["tracked"]),
+        for every in every_nth:
+            ratios[every].append(times[every] / times[None])
+    for thread in trackers.values():
+        thread.stop.set()
+        thread.join()
+    return [{"every_nth_frame": every, "slowdown": float(np.median(ratios[every]) - 1),
+             "slowdown_groups_p10_p90": [float(np.percentile(ratios[every], q) - 1) for q in (10, 90)],
+             "frames_tracked_share": counts[every]["tracked"] / max(1, counts[every]["frames"]),
+             "tracker_cpu_ms_per_tracked_frame": 1e3 * counts[every]["cpu_s"] / max(1, counts[every]["tracked"]),
              "alone_ms": float(np.mean(alone_ms)), "groups": groups, "block": block, "camera_fps": fps}
-            for share in cpu_shares]
+            for every in every_nth]
 
 
 def main() -> None:
@@ -353,7 +379,8 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--slowdown-groups", type=int, default=40, help="groups of blocks for the slowdown")
-    parser.add_argument("--track-cpu-share", type=float, default=DEFAULT_CPU_SHARE, help="the node's track_cpu_share")
+    parser.add_argument("--track-rate-hz", type=float, default=0.0,
+                        help="the node's track_rate_hz (0, its default: 7.5 with the model on the CPU, as here)")
     parser.add_argument("--skip-slowdown", action="store_true", help="no cost and slowdown measurements")
     parser.add_argument("--skip-node", action="store_true", help="only the cost and slowdown measurements")
     parser.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
@@ -375,11 +402,11 @@ def main() -> None:
             checkpoint = tiny_checkpoint(Path(folder), decision="SEG")
             for delay in (float(d) for d in args.delays.split(",")):
                 for sequence in sequences:
-                    run = replay(sequence, delay, checkpoint, tracking="on", cpu_share=args.track_cpu_share)
+                    run = replay(sequence, delay, checkpoint, tracking="on", rate_hz=args.track_rate_hz)
                     summary = {"delay_s": delay, **score(sequence, run, min_in_view)}
                     report["runs"].append(summary)
                     print(json.dumps(summary), flush=True)
-    report["track_cpu_share"] = args.track_cpu_share
+    report["track_rate_hz"] = args.track_rate_hz
     if not args.skip_slowdown:
         report["cost"] = [tracker_cost(sequences[0], threads) for threads in (2, 1)]
         print(json.dumps(report["cost"]), flush=True)

@@ -36,10 +36,10 @@ import cv2
 import numpy as np
 
 from .target_colours import TargetColours
-from .tracking_ops import (CpuBudget, affine_fit, area_scale, centre, coarse_positions, count, coverage,
+from .tracking_ops import (affine_fit, area_scale, centre, coarse_positions, count, coverage,
                            lower_this_thread_priority, match_shift)
 
-__all__ = ["CpuBudget", "MaskTracker", "TrackedMask", "TrackerConfig", "lower_this_thread_priority"]
+__all__ = ["MaskTracker", "TrackedMask", "TrackerConfig", "lower_this_thread_priority"]
 
 LEFT_VIEW = "left the view"
 OCCLUDED = "occluded"

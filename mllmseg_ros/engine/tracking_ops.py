@@ -19,38 +19,6 @@ def lower_this_thread_priority(niceness: int = 5) -> bool:
         return False
 
 
-DEFAULT_CPU_SHARE = 0.0  # the node's track_cpu_share (every frame): docs/tracking.md has the trade-off of a budget
-
-
-class CpuBudget:
-    """At most ``share`` of one CPU core for some work, over time: work may start while the credit (CPU seconds earned
-    at ``share`` per second, less those spent) is not negative. Beside a model inferring on the same CPU, every
-    millisecond of other work stalls the model's threads (they wait for each other), so the work is spread out rather
-    than the model slowed. ``share`` 0: no limit."""
-
-    def __init__(self, share: float = 0.0, burst_s: float = 0.5) -> None:
-        self.share, self.burst_s = share, burst_s  # burst_s: at most this long's earnings are saved up while idle
-        self.credit = 0.0
-        self._updated: float | None = None
-
-    def allows(self, now: float) -> bool:
-        """Whether work may start at ``now`` (seconds, a monotonic clock)."""
-        if self.share <= 0:
-            return True
-        if self._updated is not None:
-            self.credit = min(self.credit + (now - self._updated) * self.share, self.burst_s * self.share)
-        self._updated = now
-        return self.credit >= 0
-
-    def spend(self, cpu_seconds: float) -> None:
-        if self.share > 0:
-            self.credit -= cpu_seconds
-
-    def restart(self, now: float) -> None:
-        """Earn from ``now`` on, not for the time since the last ``allows`` (the work was paused meanwhile)."""
-        self._updated = now
-
-
 def count(mask: np.ndarray) -> int:
     """Set pixels of a 2-D bool mask; OpenCV's count is ~15x faster than numpy's sum on a 640 x 480 frame, and the
     tracker counts a dozen masks a frame."""

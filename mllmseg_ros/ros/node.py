@@ -318,7 +318,8 @@ class MLLMSegNode(LifecycleNode):
         command = self.target.current
         extra = {"last_latency_ms": round(self._last_latency_ms, 1), "command": command.text if command else "",
                  "command_status": self.target.status, "answers_superseded": self._superseded,
-                 "tracked_published": self.tracking.published, "tracking_skipped_for_cpu": self.tracking.skipped_for_cpu}
+                 "tracked_published": self.tracking.published,
+                 "track_rate_hz": self.tracking.rate_hz(self.settings)}
         status = segmentation_status(f"{self.get_name()}: segmentation", self.settings.device, self.counters(),
                                      self.problems.recent(), self.settings.diagnostics_window_s, extra)
         self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))

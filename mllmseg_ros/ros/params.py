@@ -11,12 +11,14 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
-from ..engine.tracking_ops import DEFAULT_CPU_SHARE
-
 MODES = ("continuous", "once")
 QOS_CHOICES = ("auto", "reliable", "best_effort")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 TRACKING_CHOICES = ("auto", "on", "off")
+# track_rate_hz 0 while the model runs on the CPU: each millisecond of tracking there stalls inference (its threads
+# wait for each other), and evenly spaced frames at this rate keep tracked masks nearly as good as every frame's
+# (benchmarks/README.md has both)
+TRACK_RATE_ON_CPU_HZ = 7.5
 
 
 @dataclass(frozen=True)
@@ -62,11 +64,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "flow, sharpened by the target's colours; source = tracked); auto = while the model answers slower "
                   "than the camera sends frames",
                   runtime=True, choices=TRACKING_CHOICES),
-    ParameterSpec("track_rate_hz", 0.0, "at most this many tracked results per second per camera (0 = every frame)",
-                  runtime=True, float_range=(0.0, 1000.0)),
-    ParameterSpec("track_cpu_share", DEFAULT_CPU_SHARE, "while the model runs on the CPU (device cpu), tracking takes at most this "
-                  "share of one core and skips frames beyond it: each millisecond of tracking stalls inference (0 = no "
-                  "limit: every frame; the README has the trade-off)", runtime=True, float_range=(0.0, 1.0)),
+    ParameterSpec("track_rate_hz", 0.0, "at most this many tracked results per second per camera, evenly spaced (0 = "
+                  f"every frame while the model runs on a GPU, {TRACK_RATE_ON_CPU_HZ:g} while it runs on the CPU, "
+                  "where every millisecond of tracking slows inference; a rate at or above the camera's tracks every "
+                  "frame)", runtime=True, float_range=(0.0, 1000.0)),
     ParameterSpec("track_min_confidence", 0.5, "a track whose confidence (the flow's forward-backward consistency, or "
                   "the share of the target's colours within the carried mask) falls below this is dropped (found "
                   "false, track_status says why)", runtime=True, float_range=(0.0, 1.0)),
@@ -141,7 +142,6 @@ class NodeSettings:
     centroid_of_largest_component: bool
     tracking: str
     track_rate_hz: float
-    track_cpu_share: float
     track_min_confidence: float
     cameras: tuple[str, ...]
     image_compressed: bool

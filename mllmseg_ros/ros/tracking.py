@@ -11,9 +11,9 @@ Tracks belong to one command (its serial): a new command or a stop discards them
 command is never published. ``mode: once`` never tracks; ``tracking: auto`` tracks while the model answers more slowly
 than the camera sends frames.
 
-While the model runs on the CPU, ``track_cpu_share`` (off by default) holds tracking to that share of one core (its
-thread's CPU time): every millisecond it takes stalls the model's threads, which wait for each other, so frames are
-then skipped rather than the model slowed (see docs/tracking.md for the numbers).
+While the model runs on the CPU, frames are tracked at most ``TRACK_RATE_ON_CPU_HZ`` a second unless
+``track_rate_hz`` says otherwise: every millisecond of tracking stalls the model's threads, which wait for each other
+(see docs/tracking.md for the numbers).
 """
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ import cv2
 import numpy as np
 
 from ..engine.postprocess import mask_geometry
-from ..engine.tracking import CpuBudget, MaskTracker, TrackedMask, TrackerConfig, lower_this_thread_priority
+from ..engine.tracking import MaskTracker, TrackedMask, TrackerConfig, lower_this_thread_priority
 from .buffers import Frame
+from .params import TRACK_RATE_ON_CPU_HZ
 from .publishing import build_array
 
 if TYPE_CHECKING:
@@ -84,11 +85,10 @@ class _CameraTrack:
     last_seen: tuple | None = None  # key of the newest frame seen (moved to or not)
     remembered: tuple | None = None  # key of the last frame the model took (its chain is kept)
     last_published: float = 0.0
+    next_due: float = 0.0  # receipt time from which the next frame is due under track_rate_hz (see _due)
     publish_newest: bool = False  # a fresh answer was anchored: publish it on the newest frame now
     arrivals: deque = field(default_factory=lambda: deque(maxlen=20))  # receipt times of the frames seen
     answer_times: deque = field(default_factory=lambda: deque(maxlen=5))  # time.monotonic() of the last answers
-    budget: CpuBudget = field(default_factory=CpuBudget)  # CPU time tracking this camera may take (track_cpu_share)
-    skipped_for_cpu: int = 0  # new frames left untracked by the budget
 
 
 class TrackingWorker:
@@ -120,12 +120,6 @@ class TrackingWorker:
 
     def wake(self) -> None:
         self._wake.set()
-
-    @property
-    def skipped_for_cpu(self) -> int:
-        """New frames left untracked to keep within track_cpu_share (all cameras)."""
-        with self._lock:
-            return sum(camera.skipped_for_cpu for camera in self._cameras.values())
 
     # decisions -------------------------------------------------------------------------------------------------------
     def _camera(self, stream: "CameraStream") -> _CameraTrack:
@@ -173,7 +167,8 @@ class TrackingWorker:
             if state.answer_frame != key and earlier is not None and index < len(earlier.stamps):  # a track kept on
                 answer.stamps[index], answer.confidences[index] = earlier.stamps[index], earlier.confidences[index]
         camera.answer = answer
-        camera.publish_newest = camera.last_frame is not None and frame_key(camera.last_frame) != frame_key(frame)
+        latest = stream.latest  # the answer is published on the newest frame at once (unless it is that frame)
+        camera.publish_newest = latest is not None and frame_key(latest) != key
         self._wake.set()
 
     # the thread ------------------------------------------------------------------------------------------------------
@@ -213,19 +208,36 @@ class TrackingWorker:
             camera.tracker.remember(flying.rgb, camera.remembered)
         if camera.tracker.config.min_confidence != settings.track_min_confidence:
             camera.tracker.config = dataclasses.replace(camera.tracker.config, min_confidence=settings.track_min_confidence)
-        # A fresh answer is carried to the newest frame at once; otherwise at most track_rate_hz, and within the CPU
-        # budget (a skipped frame is not compared with anything: the next one is compared with the last one moved to).
-        camera.budget.share = settings.track_cpu_share if str(settings.device).startswith("cpu") else 0.0
-        due = new_frame and (camera.publish_newest or settings.track_rate_hz <= 0
-                             or frame.received - camera.last_published >= 1.0 / settings.track_rate_hz)
-        if due and not camera.publish_newest and not camera.budget.allows(time.monotonic()):
-            camera.skipped_for_cpu += 1
-            return
-        cpu_started = time.thread_time()
-        try:
-            self._carry(stream, camera, command, frame if due else None)
-        finally:
-            camera.budget.spend(time.thread_time() - cpu_started)
+        # A fresh answer is carried to the newest frame at once, one the schedule skipped included; otherwise at most
+        # the rate (a skipped frame is not compared with anything: the next one is compared with the last one moved to)
+        fresh_elsewhere = camera.publish_newest and frame is not None and (
+            camera.last_frame is None or frame_key(frame) != frame_key(camera.last_frame))
+        due = fresh_elsewhere or (new_frame and self._due(camera, frame.received, self.rate_hz(settings)))
+        self._carry(stream, camera, command, frame if due else None)
+
+    @staticmethod
+    def rate_hz(settings) -> float:
+        """Tracked frames a second per camera at most (0: every frame): track_rate_hz, or where that is 0 and the
+        model runs on the CPU, TRACK_RATE_ON_CPU_HZ."""
+        if settings.track_rate_hz > 0 or not str(settings.device).startswith("cpu"):
+            return settings.track_rate_hz
+        return TRACK_RATE_ON_CPU_HZ
+
+    @staticmethod
+    def _due(camera: _CameraTrack, received: float, rate_hz: float) -> bool:
+        """Whether a new frame is tracked under ``rate_hz`` (0: every frame). Due times advance by whole periods, and
+        a frame within half a camera period of one counts as on time, so a rate that divides the camera's gives evenly
+        spaced frames (7.5 Hz on a 15 fps camera: every 2nd) despite arrival jitter, and never more than the rate on
+        average. After a pause (no frames, or tracking not wanted) the schedule starts again from the frame."""
+        if rate_hz <= 0:
+            return True
+        period, arrivals = 1.0 / rate_hz, camera.arrivals
+        slack = 0.5 * (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1) if len(arrivals) > 1 else 0.0
+        slack = min(slack, 0.5 * period)
+        if received < camera.next_due - slack:
+            return False
+        camera.next_due = camera.next_due + period if received < camera.next_due + slack else received + period
+        return True
 
     def _carry(self, stream: "CameraStream", camera: _CameraTrack, command: "ActiveCommand", frame: Frame | None) -> None:
         """Move the track to ``frame`` (None: publish the fresh answer on the newest frame moved to) and publish."""

@@ -457,7 +457,7 @@ def test_an_answer_that_is_a_sliver_keeps_the_colours_learnt_on_a_fuller_one():
 
 def test_an_answer_that_is_a_sliver_is_kept_as_the_target_comes_out_on_every_second_frame():
     """The model answered a frame on which a sliver of the disc came out from behind the board, and the tracker gets
-    only every second frame (its CPU budget): the disc comes out faster per step than the flow's consistency follows
+    only every second frame (its rate on the CPU): the disc comes out faster per step than the flow's consistency follows
     the board's edge, but the carried sliver lies on the disc's colours, so the track grows with the disc instead of
     being dropped for low confidence."""
     background, _ = view()
@@ -503,22 +503,3 @@ def test_a_live_tracks_map_kept_around_it_gives_what_a_whole_frame_map_gives():
     for index, (a, b) in enumerate(zip(windowed, whole), start=90):
         assert a.found == b.found and a.reason == b.reason, (index, a.reason, b.reason)
         assert not a.found or iou(a.mask, b.mask) > 0.98, (index, iou(a.mask, b.mask))
-
-
-def test_cpu_budget_allows_work_at_its_share_of_one_core():
-    """CPU seconds are earned at ``share`` per second and spent by the work: 5 ms of work at a 4% share may start
-    again 125 ms later; savings while idle are capped, and share 0 never holds work back."""
-    from mllmseg_ros.engine.tracking_ops import CpuBudget
-
-    budget = CpuBudget(0.04, burst_s=0.5)
-    assert budget.allows(10.0)
-    budget.spend(0.005)
-    assert not budget.allows(10.1)  # 4 ms earned of the 5 spent
-    assert budget.allows(10.125)
-    budget.spend(0.005)
-    assert budget.allows(20.0) and budget.credit == pytest.approx(0.02)  # ten seconds idle: half a second's earnings
-    started = [t for t in np.arange(30.0, 31.0, 1 / 30) if budget.allows(t) and budget.spend(0.005) is None]
-    assert 8 <= len(started) <= 13  # 40 ms a second of 5-ms frames from a 30 fps camera, after the saved 20 ms
-    unlimited = CpuBudget(0.0)
-    unlimited.spend(10.0)
-    assert unlimited.allows(0.0)
