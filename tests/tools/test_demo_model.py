@@ -48,6 +48,7 @@ def test_demo_command_end_to_end(tmp_path, capsys):
                           for source in ("model", "tracked"))
     assert model["command"] == tracked["command"] and model["frames"] == tracked["frames"] == 60
     assert 2 <= model["answered"] <= 8  # 4 s of frames, an answer about every second
-    assert tracked["answered"] >= 30  # most frames between the answers get a tracked result
+    # the model runs on the CPU: at most 7.5 tracked frames a second (every 2nd of 15 fps), plus each fresh answer
+    assert 20 <= tracked["answered"] <= 7.5 * 4 + model["answered"] + 1
     assert tracked["found_accuracy"] >= 0.9
     assert tracked["mean_iou"] >= 0.85 * model["mean_iou"]  # the tracking target, on this one sequence
