@@ -62,6 +62,11 @@ def tracked_results(expressions: list[str], confidences: list[float], states: li
     return results
 
 
+def mean_interval(times) -> float | None:
+    """Mean time between successive ``times`` (oldest first); None with fewer than two."""
+    return (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else None
+
+
 def frame_key(frame: Frame) -> tuple[float, float]:
     return (frame.received, frame.stamp)
 
@@ -84,7 +89,6 @@ class _CameraTrack:
     last_frame: Frame | None = None  # the newest frame moved to
     last_seen: tuple | None = None  # key of the newest frame seen (moved to or not)
     remembered: tuple | None = None  # key of the last frame the model took (its chain is kept)
-    last_published: float = 0.0
     next_due: float = 0.0  # receipt time from which the next frame is due under track_rate_hz (see _due)
     publish_newest: bool = False  # a fresh answer was anchored: publish it on the newest frame now
     arrivals: deque = field(default_factory=lambda: deque(maxlen=20))  # receipt times of the frames seen
@@ -142,9 +146,7 @@ class TrackingWorker:
         answers, arrivals = (list(camera.answer_times), list(camera.arrivals)) if camera else ([], [])
         if len(answers) < 2 or len(arrivals) < 3:
             return True
-        model_period = (answers[-1] - answers[0]) / (len(answers) - 1)
-        camera_period = (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1)
-        return model_period > 1.5 * camera_period
+        return mean_interval(answers) > 1.5 * mean_interval(arrivals)
 
     # hand-over from the inference thread ---------------------------------------------------------------------------
     def model_answered(self, stream: "CameraStream", frame: Frame, command: "ActiveCommand", results) -> None:
@@ -231,9 +233,8 @@ class TrackingWorker:
         average. After a pause (no frames, or tracking not wanted) the schedule starts again from the frame."""
         if rate_hz <= 0:
             return True
-        period, arrivals = 1.0 / rate_hz, camera.arrivals
-        slack = 0.5 * (arrivals[-1] - arrivals[0]) / (len(arrivals) - 1) if len(arrivals) > 1 else 0.0
-        slack = min(slack, 0.5 * period)
+        period, camera_period = 1.0 / rate_hz, mean_interval(camera.arrivals)
+        slack = 0.5 * min(camera_period or 0.0, period)
         if received < camera.next_due - slack:
             return False
         camera.next_due = camera.next_due + period if received < camera.next_due + slack else received + period
@@ -256,7 +257,6 @@ class TrackingWorker:
         if answer is None or not states or not (busy or fresh_answer) or not self.node.target.is_current(command):
             return
         self._publish(stream, frame, command, answer, states)
-        camera.last_published = frame.received
 
     def _publish(self, stream: "CameraStream", frame: Frame, command: "ActiveCommand", answer: _Answer,
                  states: list[TrackedMask]) -> None:
