@@ -45,6 +45,13 @@ def test_slow_model_keeps_the_3d_answer_of_each_frame(ros, seg_checkpoint, tmp_p
             time.sleep(max(0.0, started + index / CAMERA_HZ - time.monotonic()))
     arrays = list(driver.arrays)
     assert len(driver.model_latencies_ms) >= answers, process.output
+    # the model runs on the CPU and the params file leaves track_rate_hz at 0: at most 7.5 tracked frames a second of
+    # this 30 fps stream (every 4th frame), plus each fresh answer carried to the newest frame
+    tracked = [array for array in arrays if array.segmentations[0].source == array.segmentations[0].SOURCE_TRACKED]
+    model = len(arrays) - len(tracked)
+    assert 0 < len(tracked) <= 7.5 * index / CAMERA_HZ + model + 1, (len(tracked), index, model)
+    for array in tracked:  # what a grasp planner acts on: the camera's frame, a stamp of a frame that was sent
+        assert array.header.frame_id == "camera_optical" and array.header.stamp.sec * 10**9 + array.header.stamp.nanosec in stamps_ns
     # the model's answers (tracked results in between carry their own frame's depth: tests/ros/test_node_tracking.py)
     found = [(array, s) for array in arrays for s in array.segmentations if s.found and s.source == s.SOURCE_MODEL]
     valid = [(array, s) for array, s in found if s.centroid_3d_valid]
