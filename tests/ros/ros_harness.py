@@ -125,6 +125,13 @@ class Driver:
             if self.keep_messages:
                 self.arrays.append(msg)
 
+    @property
+    def model_answers(self) -> list:
+        """The arrays answered by the model on their own frame: tracked results may come between them (with
+        ``tracking: auto`` a frame arriving as an answer is being published gets the answer carried to it too)."""
+        with self._lock:
+            return [a for a in self.arrays if all(s.source == s.SOURCE_MODEL for s in a.segmentations)]
+
     def send_command(self, text: str) -> None:
         from std_msgs.msg import String
 

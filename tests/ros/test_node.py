@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from ros_harness import camera_info_msg, connected, depth_msg, rgb_msg, wait_for
+from ros_harness import camera_info_msg, connected, depth_msg, rgb_msg, stamp_ns_of, wait_for
 
 
 def test_image_and_command_give_results_with_the_image_header(ros, make_node, seg_checkpoint):
@@ -131,12 +131,13 @@ def test_continuous_mode_tracks_until_cleared(ros, make_node, seg_checkpoint):
     assert wait_for(lambda: node.target.current is not None)
     for i in range(3):
         driver.image.publish(rgb_msg(stamp_ns=i + 1))
-        assert wait_for(lambda: len(driver.arrays) == i + 1)
+        assert wait_for(lambda: len(driver.model_answers) == i + 1)
+    assert [stamp_ns_of(a) for a in driver.model_answers] == [1, 2, 3]
     driver.send_command("")
     assert wait_for(lambda: node.target.current is None)
     driver.image.publish(rgb_msg(stamp_ns=10))
     assert wait_for(lambda: node.counters()["received"] >= 4)
-    assert not wait_for(lambda: len(driver.arrays) > 3, timeout=1.0)
+    assert not wait_for(lambda: any(stamp_ns_of(a) == 10 for a in driver.arrays), timeout=1.0)  # neither model nor track
 
 
 def test_bad_inputs_are_rejected_and_the_node_carries_on(ros, make_node, seg_checkpoint):
@@ -173,7 +174,7 @@ def test_rgba_bgr_and_mono_images_are_accepted(ros, make_node, seg_checkpoint):
     assert wait_for(lambda: node.target.current is not None)
     for index, encoding in enumerate(["bgr8", "rgba8", "bgra8", "mono8"]):
         driver.image.publish(rgb_msg(encoding=encoding, stamp_ns=index + 1))
-        assert wait_for(lambda: len(driver.arrays) == index + 1), encoding
+        assert wait_for(lambda: len(driver.model_answers) == index + 1), encoding
     assert node.counters()["rejected"] == 0
 
 

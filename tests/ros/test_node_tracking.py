@@ -274,9 +274,15 @@ def test_on_the_cpu_frames_are_tracked_at_an_even_rate_by_default(ros, make_node
     carried = sorted({frame_index(array) for array in tracked})  # a fresh answer may be published on a frame again
     seconds = 80 / CAMERA_HZ
     assert TRACK_RATE_ON_CPU_HZ * seconds * 0.6 <= len(tracked) <= TRACK_RATE_ON_CPU_HZ * seconds + len(model) + 1, carried
-    # between answers (a fresh answer is published on the newest frame at once, next to a scheduled one), no two
-    # neighbouring frames
-    gaps = [b - a for a, b in zip(carried, carried[1:]) if not answered & {a - 1, a, b - 1, b}]
+    # A fresh answer is published at once on the newest frame, off the schedule: the first tracked result after each
+    # model answer (the model may take that frame or, on a busy machine, one that arrived a moment later)
+    arrays = [a for a in driver.arrays if a.segmentations]
+    fresh = {frame_index(b) for a, b in zip(arrays, arrays[1:])
+             if a.segmentations[0].source == a.segmentations[0].SOURCE_MODEL
+             and b.segmentations[0].source == b.segmentations[0].SOURCE_TRACKED}
+    # between answers, no two neighbouring frames
+    off_schedule = answered | fresh
+    gaps = [b - a for a, b in zip(carried, carried[1:]) if not off_schedule & {a - 1, a, b - 1, b}]
     assert gaps and min(gaps) >= 2 and max(gaps) <= 4, carried
     assert wait_for(lambda: any(float(values_of(status).get("track_rate_hz", 0)) == TRACK_RATE_ON_CPU_HZ
                                 for status in list(statuses)))
