@@ -79,6 +79,11 @@ def camera_info_msg(height: int = 48, width: int = 64):
     return CameraInfo(height=height, width=width, k=K)
 
 
+def is_model_answer(array) -> bool:
+    """Whether the model answered this array's own frame (not a model answer carried to it by tracking)."""
+    return all(s.source == s.SOURCE_MODEL for s in array.segmentations)
+
+
 class Driver:
     """A test node that feeds the node under test and records what it publishes."""
 
@@ -120,7 +125,7 @@ class Driver:
     def _on_array(self, msg) -> None:
         with self._lock:
             self.latencies_ms.append(msg.total_ms)
-            if all(s.source == s.SOURCE_MODEL for s in msg.segmentations):
+            if is_model_answer(msg):
                 self.model_latencies_ms.append(msg.total_ms)
             if self.keep_messages:
                 self.arrays.append(msg)
@@ -130,7 +135,7 @@ class Driver:
         """The arrays answered by the model on their own frame: tracked results may come between them (with
         ``tracking: auto`` a frame arriving as an answer is being published gets the answer carried to it too)."""
         with self._lock:
-            return [a for a in self.arrays if all(s.source == s.SOURCE_MODEL for s in a.segmentations)]
+            return [a for a in self.arrays if is_model_answer(a)]
 
     def send_command(self, text: str) -> None:
         from std_msgs.msg import String

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mllmseg_ros.engine.tracking import TrackerConfig
-from ros_harness import connected, diagnostics_listener, values_of, wait_for
+from ros_harness import connected, diagnostics_listener, is_model_answer, values_of, wait_for
 
 HEIGHT, WIDTH = 120, 160
 K = [150.0, 0.0, 79.5, 0.0, 150.0, 59.5, 0.0, 0.0, 1.0]
@@ -125,12 +125,8 @@ def started(ros, make_node, checkpoint, delay_s: float, command: str = "the red 
 
 
 def by_source(driver):
-    from mllmseg_ros.msg import Segmentation
-
-    arrays = list(driver.arrays)
-    model = [a for a in arrays if a.segmentations and a.segmentations[0].source == Segmentation.SOURCE_MODEL]
-    tracked = [a for a in arrays if a.segmentations and a.segmentations[0].source == Segmentation.SOURCE_TRACKED]
-    return model, tracked
+    arrays = [a for a in driver.arrays if a.segmentations]
+    return [a for a in arrays if is_model_answer(a)], [a for a in arrays if not is_model_answer(a)]
 
 
 def test_frames_between_slow_answers_get_tracked_results_that_follow_the_target(ros, make_node, seg_checkpoint):
@@ -277,9 +273,7 @@ def test_on_the_cpu_frames_are_tracked_at_an_even_rate_by_default(ros, make_node
     # A fresh answer is published at once on the newest frame, off the schedule: the first tracked result after each
     # model answer (the model may take that frame or, on a busy machine, one that arrived a moment later)
     arrays = [a for a in driver.arrays if a.segmentations]
-    fresh = {frame_index(b) for a, b in zip(arrays, arrays[1:])
-             if a.segmentations[0].source == a.segmentations[0].SOURCE_MODEL
-             and b.segmentations[0].source == b.segmentations[0].SOURCE_TRACKED}
+    fresh = {frame_index(b) for a, b in zip(arrays, arrays[1:]) if is_model_answer(a) and not is_model_answer(b)}
     # between answers, no two neighbouring frames
     off_schedule = answered | fresh
     gaps = [b - a for a, b in zip(carried, carried[1:]) if not off_schedule & {a - 1, a, b - 1, b}]
