@@ -10,6 +10,7 @@ import torch
 from mllmseg_ros.engine import as_rgb, build_prompt_turns, normalize_command, preprocess
 from mllmseg_ros.engine.preprocess import preprocess_batch
 from mllmseg_ros.engine.prompt import SentencePieceChatTokenizer, load_chat_tokenizer
+from _devices import DEVICES
 
 GOLDEN_IMAGES = ["image0", "image1", "image2_nonsquare"]
 
@@ -21,7 +22,6 @@ def test_preprocessing_matches_official_transform(golden_dir, name):
     np.testing.assert_allclose(preprocess(as_rgb(image), 448).numpy(), expected, atol=1e-5, rtol=0)
 
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -8,8 +8,8 @@ from PIL import Image
 
 from mllmseg_ros.engine import pil_resize
 from mllmseg_ros.engine.pil_resize import pil_bicubic_resize
+from _devices import DEVICES
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 # (source height, width) -> (target width, height): shrinking, enlarging, one axis only, 1-pixel and odd sizes.
 CASES = [
     ((720, 1280), (448, 448)), ((480, 640), (448, 448)), ((1080, 1920), (224, 224)), ((168, 224), (224, 224)),

@@ -9,8 +9,8 @@ from test_golden_parity import golden_decisions, load_case
 
 from mllmseg_ros.model import MLLMSegModel
 from mllmseg_ros.model.mask_decoder import DynamicUpsampler
+from _devices import DEVICES, needs_cuda
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 BF16_MEAN_ABS_LIMIT = 0.02
 
 
@@ -53,7 +53,7 @@ def test_upsampler_is_finite_on_non_contiguous_low_precision_input(dtype):
     assert (low.float() - reference).abs().max() < 0.05
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_run.sh runs it)")
+@needs_cuda
 def test_float32_on_cuda_matches_official(golden_checkpoint, golden_dir):
     """float32 on the GPU (cuBLAS/cuDNN kernels, SDPA's CUDA backends) reproduces the official masks and decisions."""
     model = MLLMSegModel.from_pretrained(golden_checkpoint, dtype=torch.float32, device="cuda")
