@@ -1,13 +1,18 @@
 """From the model's square probability map to what a robot uses: mask, box, centroid and area at image resolution.
 
-Pure numpy/OpenCV functions, no model and no ROS, so the node, the CLI and the tests share them.
+numpy/OpenCV functions on the host, and ``masks_on_device``, the same in torch where the model runs (a GPU); no ROS,
+so the node, the CLI and the tests share them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Sequence
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 
 def resize_probability(probability: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -48,6 +53,62 @@ def mask_geometry(mask: np.ndarray, centroid_of_largest_component: bool = False)
     moments = cv2.moments(np.ascontiguousarray(region).view(np.uint8), binaryImage=True)
     centroid = (x + moments["m10"] / moments["m00"], y + moments["m01"] / moments["m00"])
     return MaskGeometry(area, (int(x), int(y), int(w), int(h)), (float(centroid[0]), float(centroid[1])))
+
+
+@dataclass
+class SegmentationResult:
+    """One target of one frame. Pixel coordinates are in the ORIGINAL image (x right, y down)."""
+
+    expression: str  # the referring expression actually sent to the model
+    found: bool  # decision [SEG] and a non-empty mask
+    decision: str  # "SEG" or "REJ": the LLM's answer at the target's slot
+    confidence: float  # P([SEG]) from a softmax over the [SEG] and [REJ] logits at the slot, in [0, 1]
+    # float32 sigmoid map: H x W, or the model's S x S map, brought to H x W when ``probability`` is first read (on a
+    # GPU the mask is made on the device, and a full-size map would cross to the host for nothing: the node never
+    # reads it)
+    probability_map: np.ndarray
+    mask: np.ndarray  # H x W bool, probability > threshold (all False when not found)
+    bbox: tuple[int, int, int, int] | None  # (x, y, w, h) of the mask
+    centroid: tuple[float, float] | None  # (x, y) of the mask (or of its largest component, if configured)
+    area: int  # pixels in the mask
+
+    @cached_property
+    def probability(self) -> np.ndarray:
+        """H x W float32 sigmoid map (the mask is ``probability > threshold``)."""
+        return resize_probability(self.probability_map, *self.mask.shape)
+
+
+def masks_on_device(
+    probabilities: torch.Tensor, sizes: Sequence[tuple[int, int]], threshold: float, keep: torch.Tensor
+) -> list[tuple[np.ndarray, MaskGeometry]]:
+    """n square probability maps (n x S x S, on any device) -> per map its mask at its image's size (height, width)
+    and the mask's area, box and centroid, computed on that device: only the masks and a few integers cross to the
+    host. Maps with ``keep`` False get an empty mask.
+
+    The same as ``resize_probability`` + threshold + ``mask_geometry`` on the host: torch's bilinear resize with
+    half-pixel centres is OpenCV's (values within float32 rounding, so a pixel within that of the threshold may
+    differ), and the geometry comes from exact integer sums (the centroid is the moments' m10/m00, m01/m00).
+    """
+    results: list[tuple[np.ndarray, MaskGeometry] | None] = [None] * len(sizes)
+    for height, width in dict.fromkeys(sizes):  # frames of one size together
+        index = [k for k, size in enumerate(sizes) if size == (height, width)]
+        selected = probabilities[index].float()[:, None]  # m x 1 x S x S
+        if selected.shape[-2:] != (height, width):
+            selected = F.interpolate(selected, size=(height, width), mode="bilinear", align_corners=False)
+        masks = (selected[:, 0] > threshold) & keep[index, None, None]  # m x H x W
+        rows, columns = masks.sum(2), masks.sum(1)  # m x H, m x W pixel counts
+        area = rows.sum(1)
+        first_row, first_column = (rows > 0).int().argmax(1), (columns > 0).int().argmax(1)
+        last_row = height - 1 - (rows > 0).flip(1).int().argmax(1)
+        last_column = width - 1 - (columns > 0).flip(1).int().argmax(1)
+        m10 = (columns * torch.arange(width, device=masks.device)).sum(1)
+        m01 = (rows * torch.arange(height, device=masks.device)).sum(1)
+        numbers = torch.stack([area, first_column, first_row, last_column, last_row, m10, m01], 1).tolist()
+        for k, mask, (pixels, x0, y0, x1, y1, x_sum, y_sum) in zip(index, masks.cpu().numpy(), numbers):
+            geometry = (MaskGeometry(pixels, (x0, y0, x1 - x0 + 1, y1 - y0 + 1), (x_sum / pixels, y_sum / pixels))
+                        if pixels else MaskGeometry(0, None, None))
+            results[k] = (mask, geometry)
+    return results
 
 
 def intersection_and_union(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:

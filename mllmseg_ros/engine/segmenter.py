@@ -20,8 +20,9 @@ import torch
 from transformers import DynamicCache
 
 from ..model import MLLMSegModel
+from ..model.compilation import compile_stages
 from ..model.mask_decoder import ImageContext
-from .postprocess import mask_geometry, resize_probability
+from .postprocess import MaskGeometry, SegmentationResult, mask_geometry, masks_on_device, resize_probability
 from .preprocess import as_rgb, preprocess, preprocess_batch
 from .commands import (
     DEFAULT_COMMAND_PREFIXES,
@@ -32,21 +33,6 @@ from .commands import (
     parse_command,
 )
 from .prompt import IMG_END, build_prompt_turns, clean_expression, load_chat_tokenizer
-
-
-@dataclass
-class SegmentationResult:
-    """One target of one frame. Pixel coordinates are in the ORIGINAL image (x right, y down)."""
-
-    expression: str  # the referring expression actually sent to the model
-    found: bool  # decision [SEG] and a non-empty mask
-    decision: str  # "SEG" or "REJ": the LLM's answer at the target's slot
-    confidence: float  # P([SEG]) from a softmax over the [SEG] and [REJ] logits at the slot, in [0, 1]
-    probability: np.ndarray  # H x W float32 sigmoid map
-    mask: np.ndarray  # H x W bool, probability > threshold (all False when not found)
-    bbox: tuple[int, int, int, int] | None  # (x, y, w, h) of the mask
-    centroid: tuple[float, float] | None  # (x, y) of the mask (or of its largest component, if configured)
-    area: int  # pixels in the mask
 
 
 @dataclass
@@ -74,21 +60,6 @@ class SegmenterOptions:
     max_command_chars: int = MAX_COMMAND_CHARS  # longer commands are refused before any parsing or tokenising
 
 
-def compile_stages(model: MLLMSegModel) -> None:
-    """Run the ViT, the LLM and the decoder through ``torch.compile`` (in place; the first calls are slow).
-
-    The LLM is compiled with dynamic shapes: its prompt length changes with every command, and a graph per length
-    would recompile on each new command. On a GPU, where a small LLM's pass costs its kernel launches, the fused
-    kernels are most of the gain."""
-    model.vision_model = torch.compile(model.vision_model)
-    model.language_model.model = torch.compile(model.language_model.model, dynamic=True)
-    model.use_cuda_graphs = False  # compiled stages keep their own launch savings; graphs over them are untested
-    decoder = model.res_decoder
-    # The engine calls these two methods directly, so compile them rather than the module's forward.
-    decoder.encode_image = torch.compile(decoder.encode_image)
-    decoder.decode_queries = torch.compile(decoder.decode_queries)
-
-
 class Segmenter:
     """``Segmenter.from_pretrained(path)``; then ``segment(image, expressions)`` or ``segment_command(image, text)``.
 
@@ -108,6 +79,10 @@ class Segmenter:
         self.last_timings: dict[str, float] = {}
         # On a GPU, kernels run asynchronously: set this to synchronise at every stage boundary for exact stage times.
         self.synchronize_timings = False
+        # Masks, boxes and centroids computed where the model runs (None: on CUDA devices), so that only masks and a
+        # few numbers cross to the host; True on the CPU runs that path there (the tests compare it with the host path).
+        self.postprocess_on_device: bool | None = None
+        self._image_state_columns: torch.Tensor | None = None
 
     @classmethod
     def from_pretrained(
@@ -215,15 +190,27 @@ class Segmenter:
     def _crop_to_prefix(self, cache: DynamicCache) -> None:
         self.model.language_model.crop_cache(cache, len(self._prefix_ids))
 
-    def _suffix_ids(self, expression_lists: list[list[str]]) -> tuple[torch.Tensor, list[int]]:
-        """B x S question/answer ids after the prefix, right-padded, and each row's real length. Right padding needs
-        no attention mask: with causal attention no real token sees a pad."""
+    def _suffix_ids(self, expression_lists: list[list[str]]) -> tuple[torch.Tensor, list[list[int]]]:
+        """B x S question/answer ids after the prefix, right-padded, and each row's [SEG]/[REJ] answer positions, found
+        on the host (on the device, finding them would wait for every kernel queued before). Right padding needs no
+        attention mask: with causal attention no real token sees a pad."""
         prefix_length = len(self._prefix_ids)
+        tokens = self.config.tokens
         suffixes = [self.prompt_ids(e)[0, prefix_length:] for e in expression_lists]
         suffix_ids = torch.zeros(len(suffixes), max(len(s) for s in suffixes), dtype=torch.long)
         for row, suffix in enumerate(suffixes):
             suffix_ids[row, : len(suffix)] = suffix
-        return suffix_ids.to(self.model.device), [len(s) for s in suffixes]
+        slots = [((s == tokens.seg) | (s == tokens.rej)).nonzero(as_tuple=True)[0].tolist() for s in suffixes]
+        return suffix_ids.to(self.model.device), slots
+
+    def _image_states(self, prefix_hidden: torch.Tensor) -> torch.Tensor:
+        """B x n_img x H hidden states at p-1 of the prefix's image tokens p (``image_states_from_hidden``, with the
+        columns known from the fixed prefix instead of searched for on the device)."""
+        if self._image_state_columns is None or self._image_state_columns.device != prefix_hidden.device:
+            image_token = self.config.tokens.img_context
+            columns = [p - 1 for p, token in enumerate(self._prefix_ids) if token == image_token]
+            self._image_state_columns = torch.tensor(columns, dtype=torch.long, device=prefix_hidden.device)
+        return prefix_hidden[:, self._image_state_columns]
 
     def _prefix_batch(self, batch: int) -> torch.Tensor:
         return torch.tensor([self._prefix_ids] * batch, dtype=torch.long, device=self.model.device)
@@ -236,7 +223,7 @@ class Segmenter:
         prefix = self._prefix_batch(len(rgb))
         hidden, cache = self._run_llm(prefix, image_embeds)
         timings["llm_prefix"] = lap()
-        context = self.model.res_decoder.encode_image(vit_features, self.model.image_states_from_hidden(prefix, hidden))
+        context = self.model.encode_decoder_image(vit_features, self._image_states(hidden))
         timings["decoder_image"] = lap()
         timings["encode"] = timings["vit"] + timings["llm_prefix"] + timings["decoder_image"]
         self.last_timings = timings
@@ -252,19 +239,18 @@ class Segmenter:
         lap, timings = self._stopwatch(), {}
         rgb, vit_features, image_embeds = self._image_features(images, color, timings, lap)
         prefix = self._prefix_batch(len(rgb))
-        suffix_ids, lengths = self._suffix_ids(expression_lists)
+        suffix_ids, slots = self._suffix_ids(expression_lists)
         hidden, cache = self._run_llm(torch.cat([prefix, suffix_ids], dim=1), image_embeds)  # B x (P + S) x H
         timings["llm"] = lap()
         prefix_length = prefix.shape[1]
-        image_states = self.model.image_states_from_hidden(prefix, hidden[:, :prefix_length])
-        context = self.model.res_decoder.encode_image(vit_features, image_states)
+        context = self.model.encode_decoder_image(vit_features, self._image_states(hidden[:, :prefix_length]))
         timings["decoder_image"] = lap()
         timings["encode"] = timings["vit"] + timings["llm"] + timings["decoder_image"]
         self.last_timings = timings
         frames = EncodedFrames([im.shape[:2] for im in rgb], context, cache, hidden[:, prefix_length - 1])
         # Row p of the shifted states is the state before suffix token p (the prefix's last state first).
         shifted = hidden[:, prefix_length - 1 :]
-        return frames, self._results(frames, suffix_ids, lengths, shifted, expression_lists, lap)
+        return frames, self._results(frames, slots, shifted, expression_lists, lap)
 
     def _checked_expression_lists(self, frames: int, expressions_per_frame) -> list[list[str]]:
         if len(expressions_per_frame) != frames:
@@ -276,12 +262,12 @@ class Segmenter:
         """Answer one conversation (all its expressions) per frame, all frames in one batched suffix pass."""
         expression_lists = self._checked_expression_lists(len(frames.image_sizes), expressions_per_frame)
         lap = self._stopwatch()
-        suffix_ids, lengths = self._suffix_ids(expression_lists)
+        suffix_ids, slots = self._suffix_ids(expression_lists)
         # The frame's cache keeps only the prefix afterwards, so it serves the next question too.
         hidden = self.model.continue_prompt(self.model.language_model.embed_tokens(suffix_ids), frames.cache)
         hidden = torch.cat([frames.prefix_last_hidden[:, None], hidden], dim=1)  # index p holds the state at p-1
         self.last_timings["llm_suffix"] = lap()
-        return self._results(frames, suffix_ids, lengths, hidden, expression_lists, lap)
+        return self._results(frames, slots, hidden, expression_lists, lap)
 
     def _stopwatch(self):
         """A function returning the milliseconds since its previous call (synchronising CUDA when asked)."""
@@ -297,51 +283,62 @@ class Segmenter:
 
         return lap
 
-    def _results(self, frames, suffix_ids, lengths, shifted_hidden, expression_lists, lap) -> list[list[SegmentationResult]]:
-        tokens = self.config.tokens
-        seg_states, image_index, slot_info = [], [], []
-        for row, length in enumerate(lengths):
-            ids = suffix_ids[row, :length]
-            slots = ((ids == tokens.seg) | (ids == tokens.rej)).nonzero(as_tuple=True)[0]
-            logits = self.model.decision_logits_at(shifted_hidden[row, slots])  # n_slots x V
-            slot_info.append(logits)
-            seg_states.append(shifted_hidden[row, slots])
-            image_index.append(torch.full((len(slots),), row, dtype=torch.long))
-        all_logits = self.model.decode_masks(
-            frames.decoder_context, torch.cat(seg_states), torch.cat(image_index).to(self.model.device)
-        )
-        probabilities = all_logits.sigmoid().cpu().numpy()
+    def _results(self, frames, slots, shifted_hidden, expression_lists, lap) -> list[list[SegmentationResult]]:
+        """Every row's answers: decisions and masks of its [SEG]/[REJ] slots (``slots``, positions into
+        ``shifted_hidden``, whose index p holds the state before suffix token p)."""
+        device = self.model.device
+        rows = [row for row, row_slots in enumerate(slots) for _ in row_slots]
+        image_index = torch.tensor(rows, dtype=torch.long).to(device)
+        states = shifted_hidden[image_index, torch.tensor([p for s in slots for p in s], dtype=torch.long).to(device)]
+        logits = self.model.decision_logits_at(states)  # n x V
+        probabilities = self.model.decode_masks(frames.decoder_context, states, image_index).sigmoid()  # n x S x S
         self.last_timings["decoder_query"] = lap()
-        results, offset = [], 0
-        for row, expressions in enumerate(expression_lists):
-            logits = slot_info[row]
-            count = logits.shape[0]
-            results.append(
-                [
-                    self._result(expressions[k], logits[k], probabilities[offset + k], frames.image_sizes[row])
-                    for k in range(count)
-                ]
-            )
-            offset += count
+        expressions = [e for row_expressions in expression_lists for e in row_expressions]
+        flat = self._answers(expressions, logits, probabilities, [frames.image_sizes[row] for row in rows])
         self.last_timings["query"] = self.last_timings.get("llm_suffix", 0.0) + self.last_timings["decoder_query"]
         self.last_timings["postprocess"] = lap()
+        results, offset = [], 0
+        for row_slots in slots:
+            results.append(flat[offset:offset + len(row_slots)])
+            offset += len(row_slots)
         return results
 
-    def _result(self, expression: str, logits: torch.Tensor, probability_square: np.ndarray, size) -> SegmentationResult:
+    def _answers(self, expressions: list[str], logits: torch.Tensor, probabilities: torch.Tensor,
+                 sizes: list[tuple[int, int]]) -> list[SegmentationResult]:
+        """Results of n answers from their vocabulary logits (n x V), mask probabilities (n x S x S, on the model's
+        device) and image sizes (height, width)."""
         tokens = self.config.tokens
-        decision = "REJ" if int(logits.argmax()) == tokens.rej else "SEG"
-        confidence = float(torch.sigmoid(logits[tokens.seg] - logits[tokens.rej]))
-        probability = resize_probability(probability_square, *size)
-        mask = probability > self.options.threshold
-        if decision == "REJ":
-            mask = np.zeros_like(mask)
-        geometry = mask_geometry(mask, self.options.centroid_of_largest_component)
+        rejected = logits.argmax(-1) == tokens.rej  # any other token counts as [SEG], as in the official code
+        confidence = torch.sigmoid(logits[:, tokens.seg] - logits[:, tokens.rej])
+        on_device = self.postprocess_on_device
+        if on_device is None:
+            on_device = probabilities.device.type == "cuda"
+        if on_device:
+            masks = masks_on_device(probabilities, sizes, self.options.threshold, ~rejected)
+        rejected, confidence = rejected.tolist(), confidence.tolist()
+        probabilities = probabilities.cpu().numpy()
+        results = []
+        for k, expression in enumerate(expressions):
+            if on_device:
+                probability, (mask, geometry) = probabilities[k], masks[k]
+                if self.options.centroid_of_largest_component and geometry.area:
+                    geometry = mask_geometry(mask, True)
+            else:
+                probability = resize_probability(probabilities[k], *sizes[k])
+                mask = probability > self.options.threshold if not rejected[k] else np.zeros(sizes[k], dtype=bool)
+                geometry = mask_geometry(mask, self.options.centroid_of_largest_component)
+            results.append(self._result(expression, rejected[k], confidence[k], probability, mask, geometry))
+        return results
+
+    @staticmethod
+    def _result(expression: str, rejected: bool, confidence: float, probability: np.ndarray, mask: np.ndarray,
+                geometry: MaskGeometry) -> SegmentationResult:
         return SegmentationResult(
             expression=expression,
-            found=decision == "SEG" and geometry.area > 0,
-            decision=decision,
+            found=not rejected and geometry.area > 0,
+            decision="REJ" if rejected else "SEG",
             confidence=confidence,
-            probability=probability,
+            probability_map=probability,
             mask=mask,
             bbox=geometry.bbox,
             centroid=geometry.centroid,
@@ -387,8 +384,4 @@ class Segmenter:
         expressions = self._validate_expressions(expressions)
         rgb = as_rgb(image, color)
         out = self.model.forward_ids(preprocess(rgb, self.config.image_size), self.prompt_ids(expressions))
-        probabilities = out.mask_probs[0].cpu().numpy()
-        return [
-            self._result(expressions[k], out.decision_logits[0][k], probabilities[k], rgb.shape[:2])
-            for k in range(len(expressions))
-        ]
+        return self._answers(expressions, out.decision_logits[0], out.mask_probs[0], [rgb.shape[:2]] * len(expressions))

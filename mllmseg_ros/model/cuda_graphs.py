@@ -1,4 +1,5 @@
-"""CUDA graphs of the ViT's and the LLM's inference passes: each pass's kernels replayed with one launch.
+"""CUDA graphs of the ViT's, the LLM's and the mask decoder's inference passes: each pass's kernels replayed with one
+launch.
 
 On a GPU, a 1B model's passes cost their kernel launches more than their arithmetic: Python and transformers issue
 hundreds of small kernels per pass, each far shorter than the time it takes to launch it. A CUDA graph records the
@@ -32,6 +33,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from .language import LanguageModel
+from .mask_decoder import ImageContext
 from .prefix_cache import storage_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -136,6 +138,34 @@ class GraphedImageFeatures:
     def __call__(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         vit_features, image_embeds = self._captured(pixel_values)
         return vit_features.clone(), image_embeds.clone()
+
+
+class GraphedDecoder:
+    """The mask decoder's two stages (``MaskDecoder.encode_image`` per batch size, ``decode_queries`` per number of
+    queries) through graphs: eager, their few dozen small kernels each cost a launch, several milliseconds a frame."""
+
+    def __init__(self, decoder: nn.Module) -> None:
+        def image_stage(vit_features: torch.Tensor, llm_image_states: torch.Tensor) -> list[torch.Tensor]:
+            context = decoder.encode_image(vit_features, llm_image_states)
+            return [context.fused, context.cross_view]
+
+        def query_stage(fused: torch.Tensor, image_index: torch.Tensor, seg_states: torch.Tensor) -> list[torch.Tensor]:
+            # decode_queries reads the context's fused tokens only
+            return [decoder.decode_queries(ImageContext(fused, fused), image_index, seg_states)]
+
+        self._image = _Captured((decoder,), CudaGraphRunner(image_stage))
+        self._queries = _Captured((decoder,), CudaGraphRunner(query_stage))
+
+    @property
+    def captures(self) -> int:
+        return self._image.runner.captures + self._queries.runner.captures
+
+    def encode_image(self, vit_features: torch.Tensor, llm_image_states: torch.Tensor) -> ImageContext:
+        fused, cross_view = self._image(vit_features, llm_image_states)
+        return ImageContext(fused.clone(), cross_view.clone())  # a frame's context serves later questions too
+
+    def decode_queries(self, context: ImageContext, image_index: torch.Tensor, seg_states: torch.Tensor) -> torch.Tensor:
+        return self._queries(context.fused, image_index, seg_states)[0].clone()
 
 
 class GraphedPromptPass:

@@ -140,9 +140,10 @@ class DynamicUpsampler(nn.Module):
         ys = torch.arange(height, device=x.device, dtype=torch.float32) + 0.5
         xs = torch.arange(width, device=x.device, dtype=torch.float32) + 0.5
         grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-        centres = torch.stack([grid_x, grid_y]).view(1, 2, 1, height, width)
-        normaliser = torch.tensor([width, height], device=x.device, dtype=torch.float32).view(1, 2, 1, 1, 1)
-        coords = 2 * (centres + offset) / normaliser - 1  # B x 2 x G*s^2 x h x w, in [-1, 1]
+        # x and y normalised by their own side; divisions by Python numbers rather than a tensor made from a list, which
+        # would copy from the host and so could not be recorded in a CUDA graph (model/cuda_graphs.py)
+        coords = torch.cat([2 * (grid_x + offset[:, :1]) / width - 1, 2 * (grid_y + offset[:, 1:]) / height - 1], dim=1)
+        # coords: B x 2 x G*s^2 x h x w, in [-1, 1]
         # Spread each pixel's s^2 children over the upsampled grid: B x 2*G x s*h x s*w.
         coords = F.pixel_shuffle(coords.reshape(batch, -1, height, width), self.scale)
         coords = coords.view(batch, 2, self.groups, self.scale * height, self.scale * width)

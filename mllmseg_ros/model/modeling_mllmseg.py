@@ -22,7 +22,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from .configuration import MLLMSegConfig
-from .cuda_graphs import GraphedImageFeatures, GraphedPromptPass, capture_failed
+from .cuda_graphs import GraphedDecoder, GraphedImageFeatures, GraphedPromptPass, capture_failed
 from .language import LanguageModel
 from .mask_decoder import ImageContext, MaskDecoder
 from .prefix_cache import TextPrefixCache
@@ -58,11 +58,12 @@ class MLLMSegModel(nn.Module):
         # saves little there, while seeding the cache adds two copies per layer.
         self.reuse_text_prefix: bool | None = None
         self.text_prefix = TextPrefixCache()
-        # Replay the ViT's and the LLM's inference passes as CUDA graphs (cuda_graphs.py). None: on CUDA devices, under
-        # torch.inference_mode(); a failed capture turns it off with a warning.
+        # Replay the ViT's, the LLM's and the decoder's inference passes as CUDA graphs (cuda_graphs.py). None: on CUDA
+        # devices, under torch.inference_mode(); a failed capture turns that stage's graphs off with a warning.
         self.use_cuda_graphs: bool | None = None
         self._image_graphs: GraphedImageFeatures | None = None
         self._prompt_graphs: GraphedPromptPass | None = None
+        self._decoder_graphs: GraphedDecoder | None = None
         self._failed_graphs: set[str] = set()  # stages whose capture failed: they run eagerly from then on
         self.eval()  # inference by default (the decoder has dropout and BatchNorm); training calls .train()
 
@@ -90,14 +91,16 @@ class MLLMSegModel(nn.Module):
 
     # --- CUDA graphs ----------------------------------------------------------------------------------------------
     def cuda_graphs_active(self, stage: str | None = None) -> bool:
-        """Whether the next inference pass (of ``stage``: "vit", "prompt", "continuation") replays CUDA graphs."""
+        """Whether the next inference pass (of ``stage``: "vit", "prompt", "continuation", "decoder") replays CUDA
+        graphs."""
         return (self.use_cuda_graphs is not False and stage not in self._failed_graphs and self.device.type == "cuda"
                 and not self.training and torch.is_inference_mode_enabled())
 
     @property
     def cuda_graph_captures(self) -> int:
-        """Graphs captured so far (ViT and LLM together)."""
-        return sum(g.captures for g in (self._image_graphs, self._prompt_graphs) if g is not None)
+        """Graphs captured so far (ViT, LLM and decoder together)."""
+        graphs = (self._image_graphs, self._prompt_graphs, self._decoder_graphs)
+        return sum(g.captures for g in graphs if g is not None)
 
     def _graphs_failed(self, stage: str, error: Exception) -> None:
         capture_failed(stage, error)
@@ -236,9 +239,34 @@ class MLLMSegModel(nn.Module):
         rows, cols = (input_ids == self.config.tokens.img_context).nonzero(as_tuple=True)
         return hidden[rows, cols - 1].reshape(batch, -1, hidden.shape[-1])
 
+    def _graphed_decoder(self) -> GraphedDecoder | None:
+        """The decoder's stages as graphs, where graphs are active (None: run them eagerly)."""
+        if not self.cuda_graphs_active("decoder"):
+            return None
+        if self._decoder_graphs is None:
+            self._decoder_graphs = GraphedDecoder(self.res_decoder)
+        return self._decoder_graphs
+
+    def encode_decoder_image(self, vit_features: torch.Tensor, image_states: torch.Tensor) -> ImageContext:
+        """The decoder's query-independent stages (``MaskDecoder.encode_image``) for B images."""
+        graphs = self._graphed_decoder()
+        if graphs is not None:
+            try:
+                return graphs.encode_image(vit_features, image_states)
+            except RuntimeError as error:
+                self._graphs_failed("decoder", error)
+        return self.res_decoder.encode_image(vit_features, image_states)
+
     def decode_masks(self, context: ImageContext, seg_states: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
         """Mask logits n x S x S (float32) for [SEG] states of images in ``context``."""
-        return self.res_decoder.decode_queries(context, image_index, seg_states.to(self.dtype)).float()
+        seg_states = seg_states.to(self.dtype)
+        graphs = self._graphed_decoder()
+        if graphs is not None:
+            try:
+                return graphs.decode_queries(context, image_index, seg_states).float()
+            except RuntimeError as error:
+                self._graphs_failed("decoder", error)
+        return self.res_decoder.decode_queries(context, image_index, seg_states).float()
 
     # --- the whole pass -----------------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -257,7 +285,7 @@ class MLLMSegModel(nn.Module):
         vit_features, image_embeds = self.extract_image_features(pixel_values)
         hidden, _ = self.run_prompt(input_ids, image_embeds, attention_mask)
         image_states = self.image_states_from_hidden(input_ids, hidden)
-        context = self.res_decoder.encode_image(vit_features, image_states)
+        context = self.encode_decoder_image(vit_features, image_states)
 
         tokens = self.config.tokens
         decisions, decision_logits, seg_states, image_index = [], [], [], []

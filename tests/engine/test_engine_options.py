@@ -5,8 +5,10 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from mllmseg_ros.engine import Segmenter
+from _devices import needs_cuda
 
 CASES = [("image0", ["the red cup", "the blue plate"]), ("image2_nonsquare", ["man in white shirt"])]
 # Mean |probability difference| to float32 measured on the golden cases: int8 2e-4..4e-4, bnb-int8 1.1e-4..1.7e-4,
@@ -52,52 +54,65 @@ def test_torch_compile_gives_the_same_results(golden_checkpoint, golden_dir, ref
                 np.testing.assert_allclose(a.probability, b.probability, atol=COMPILE_ATOL, rtol=0)
 
 
-if __import__("torch").cuda.is_available():  # defined only on GPU machines (benchmarks/gpu_run.sh runs it)
-
-    def test_engine_on_gpu_matches_cpu(golden_checkpoint, golden_dir, reference):
-        import torch
-
-        for dtype, mean_limit in ((torch.float32, 1e-4), (torch.bfloat16, 0.02)):
-            gpu = Segmenter.from_pretrained(golden_checkpoint, device="cuda", dtype=dtype)
-            for frame, expressions in _frames(golden_dir):
-                for a, b in zip(reference.segment(frame, expressions), gpu.segment(frame, expressions)):
-                    assert a.decision == b.decision
-                    assert np.abs(a.probability - b.probability).mean() < mean_limit
-
-    @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-    def test_engine_with_cuda_graphs_matches_the_engine_without(golden_checkpoint, golden_dir, dtype):
-        import torch
-
-        dtype = getattr(torch, dtype)
-        graphed = Segmenter.from_pretrained(golden_checkpoint, device="cuda", dtype=dtype)
-        eager = Segmenter.from_pretrained(golden_checkpoint, device="cuda", dtype=dtype, cuda_graphs=False)
-        # Padding changes the matrix products' shapes and so their rounding: tiny in float32, visible in bfloat16.
-        max_limit, mean_limit = (1e-4, 1e-5) if dtype == torch.float32 else (0.2, 0.01)
+@needs_cuda
+def test_engine_on_gpu_matches_cpu(golden_checkpoint, golden_dir, reference):
+    for dtype, mean_limit in ((torch.float32, 1e-4), (torch.bfloat16, 0.02)):
+        gpu = Segmenter.from_pretrained(golden_checkpoint, device="cuda", dtype=dtype)
         for frame, expressions in _frames(golden_dir):
-            # A new frame with two prompt lengths (two LLM graphs), and a follow-up question on a cached frame (the
-            # continuation graph).
-            for asked, new_frame in ((expressions, True), (expressions[:1], False), (expressions[:1], True)):
-                if new_frame:
-                    graphed.reset_image()
-                    eager.reset_image()
-                for a, b in zip(eager.segment(frame, asked), graphed.segment(frame, asked)):
-                    assert a.decision == b.decision
-                    difference = np.abs(a.probability - b.probability)
-                    assert difference.max() < max_limit and difference.mean() < mean_limit
-        captures = graphed.model.cuda_graph_captures
-        assert captures >= 3 and eager.model.cuda_graph_captures == 0  # the ViT, a prompt, a continuation
-        frame, expressions = _frames(golden_dir)[0]
-        graphed.reset_image()
-        graphed.segment(frame, expressions)  # shapes seen before: replayed, not captured again
-        assert graphed.model.cuda_graph_captures == captures
-        # New weights (other storage): the graphs are captured again and read them.
-        state = {k: v.clone() for k, v in graphed.model.state_dict().items()}
-        graphed.model.load_state_dict(state, assign=True)
-        graphed.reset_image()
-        again = graphed.segment(frame, expressions)
-        assert graphed.model.cuda_graph_captures > captures
-        eager.reset_image()
-        for a, b in zip(eager.segment(frame, expressions), again):
-            assert a.decision == b.decision
-            difference = np.abs(a.probability - b.probability)
-            assert difference.max() < max_limit and difference.mean() < mean_limit
+            for a, b in zip(reference.segment(frame, expressions), gpu.segment(frame, expressions)):
+                assert a.decision == b.decision
+                assert np.abs(a.probability - b.probability).mean() < mean_limit
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_engine_with_cuda_graphs_matches_the_engine_without(golden_checkpoint, golden_dir, dtype):
+    dtype = getattr(torch, dtype)
+    graphed = Segmenter.from_pretrained(golden_checkpoint, device="cuda", dtype=dtype)
+    eager = Segmenter.from_pretrained(golden_checkpoint, device="cuda", dtype=dtype, cuda_graphs=False)
+    # Padding changes the matrix products' shapes and so their rounding: tiny in float32, visible in bfloat16.
+    max_limit, mean_limit = (1e-4, 1e-5) if dtype == torch.float32 else (0.2, 0.01)
+    for frame, expressions in _frames(golden_dir):
+        # A new frame with two prompt lengths (two LLM graphs), and a follow-up question on a cached frame (the
+        # continuation graph).
+        for asked, new_frame in ((expressions, True), (expressions[:1], False), (expressions[:1], True)):
+            if new_frame:
+                graphed.reset_image()
+                eager.reset_image()
+            for a, b in zip(eager.segment(frame, asked), graphed.segment(frame, asked)):
+                assert a.decision == b.decision
+                difference = np.abs(a.probability - b.probability)
+                assert difference.max() < max_limit and difference.mean() < mean_limit
+    captures = graphed.model.cuda_graph_captures
+    assert captures >= 5 and eager.model.cuda_graph_captures == 0  # ViT, prompt, continuation, decoder stages
+    frame, expressions = _frames(golden_dir)[0]
+    graphed.reset_image()
+    graphed.segment(frame, expressions)  # shapes seen before: replayed, not captured again
+    assert graphed.model.cuda_graph_captures == captures
+    # New weights (other storage): the graphs are captured again and read them.
+    state = {k: v.clone() for k, v in graphed.model.state_dict().items()}
+    graphed.model.load_state_dict(state, assign=True)
+    graphed.reset_image()
+    again = graphed.segment(frame, expressions)
+    assert graphed.model.cuda_graph_captures > captures
+    eager.reset_image()
+    for a, b in zip(eager.segment(frame, expressions), again):
+        assert a.decision == b.decision
+        difference = np.abs(a.probability - b.probability)
+        assert difference.max() < max_limit and difference.mean() < mean_limit
+
+
+@needs_cuda
+def test_post_processing_on_the_gpu_matches_the_host(golden_checkpoint, golden_dir):
+    """On a GPU, masks, boxes and centroids are made on the device: the same as the host's from the same maps."""
+    device = Segmenter.from_pretrained(golden_checkpoint, device="cuda")
+    host = Segmenter.from_pretrained(golden_checkpoint, device="cuda")
+    host.postprocess_on_device = False
+    for seg in (device, host):
+        seg.options.threshold = 0.45
+    for frame, expressions in _frames(golden_dir):
+        for a, b in zip(device.segment(frame, expressions), host.segment(frame, expressions)):
+            assert (a.decision, a.found, a.area, a.bbox) == (b.decision, b.found, b.area, b.bbox)
+            assert np.array_equal(a.mask, b.mask)
+            assert a.centroid == (None if b.centroid is None else pytest.approx(b.centroid))
+            np.testing.assert_allclose(a.probability, b.probability, atol=1e-6, rtol=0)

@@ -200,3 +200,52 @@ def test_threshold_is_configurable(golden_checkpoint, golden_dir):
         assert np.array_equal(result.mask, result.probability > threshold)
         areas.append(result.area)
     assert areas[0] >= areas[1] >= areas[2] and areas[0] > areas[2]
+
+
+def test_masks_on_device_equal_the_host_path_on_the_same_maps():
+    """The torch post-processing (used on a GPU) against resize + threshold + mask_geometry on the host, for maps of
+    several images of two sizes (a square one needs no resize), one answer rejected and one map below threshold."""
+    from mllmseg_ros.engine.postprocess import masks_on_device, resize_probability
+
+    generator = torch.Generator().manual_seed(3)
+    square = torch.rand(5, 28, 28, generator=generator)
+    square = F.avg_pool2d(square[:, None], 5, stride=1, padding=2)[:, 0]  # smooth blobs, as a decoder's maps are
+    square[3] *= 0.4  # nothing above the threshold: an empty mask
+    sizes = [(48, 64), (48, 64), (28, 28), (37, 91), (37, 91)]
+    keep = torch.tensor([True, False, True, True, True])
+    ours = masks_on_device(square, sizes, 0.5, keep)
+    compared_pixels = differing_pixels = 0
+    for k, ((mask, geometry), size) in enumerate(zip(ours, sizes)):
+        probability = resize_probability(square[k].numpy(), *size)
+        expected = probability > 0.5 if keep[k] else np.zeros(size, dtype=bool)
+        assert mask.shape == size and mask.dtype == bool
+        differing_pixels += int((mask != expected).sum())
+        compared_pixels += mask.size
+        # Off the threshold's float32 rounding the masks agree exactly; the geometry is the mask's own.
+        host = mask_geometry(mask)
+        assert (geometry.area, geometry.bbox) == (host.area, host.bbox)
+        assert geometry.centroid == (None if host.centroid is None else pytest.approx(host.centroid, abs=1e-9))
+    assert differing_pixels <= compared_pixels * 1e-4
+    assert ours[1][1].area == 0 and ours[1][1].bbox is None and ours[3][1].area == 0
+    assert all(geometry.area > 0 for k, (_, geometry) in enumerate(ours) if k not in (1, 3))
+
+
+@pytest.mark.parametrize("largest", [False, True])
+def test_device_postprocessing_gives_the_host_results(golden_checkpoint, golden_dir, largest):
+    """The engine's post-processing where the model runs (on a GPU by default) forced on the CPU: the same answers."""
+    host, device = Segmenter.from_pretrained(golden_checkpoint), Segmenter.from_pretrained(golden_checkpoint)
+    device.postprocess_on_device = True
+    for seg in (host, device):
+        seg.options.centroid_of_largest_component = largest
+        seg.options.threshold = 0.45  # some golden maps sit near 0.5 everywhere: a threshold that cuts them in parts
+    frames = [golden_image(golden_dir, "image0"), golden_image(golden_dir, "image2_nonsquare")]
+    expressions = [["the red cup", "the blue plate"], ["man in white shirt"]]
+    for ours, theirs in zip(device.segment_batch(frames, expressions), host.segment_batch(frames, expressions)):
+        for a, b in zip(ours, theirs):
+            assert (a.expression, a.decision, a.found) == (b.expression, b.decision, b.found)
+            assert a.confidence == pytest.approx(b.confidence, abs=1e-6)
+            assert np.array_equal(a.mask, b.mask)
+            assert (a.area, a.bbox) == (b.area, b.bbox) and a.centroid == pytest.approx(b.centroid)
+            # the square map kept by the device path is brought to the image's size when read
+            np.testing.assert_allclose(a.probability, b.probability, atol=1e-6, rtol=0)
+    assert any(r.found for results in host.segment_batch(frames, expressions) for r in results)

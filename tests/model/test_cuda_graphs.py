@@ -122,3 +122,27 @@ def test_graphs_stay_off_on_the_cpu():
     with torch.inference_mode():
         assert not model.cuda_graphs_active()
     assert model.cuda_graph_captures == 0
+
+
+def test_graphed_decoder_stages_match_the_eager_ones(direct_runner):
+    """What the decoder's graphs record (both stages, as the graph runner calls them) gives the eager decoder's
+    context and mask logits, for one image and for two images with queries about either."""
+    from mllmseg_ros.model.cuda_graphs import GraphedDecoder
+
+    model = random_model()
+    decoder = model.res_decoder
+    graphed = GraphedDecoder(decoder)
+    config = model.config
+    torch.manual_seed(4)
+    for batch, image_index in ((1, [0, 0]), (2, [1, 0, 1])):
+        vit = torch.randn(batch, config.vision.grid_size**2, config.decoder.width)
+        llm = torch.randn(batch, config.llm_grid_size**2, config.llm.hidden_size)
+        seg = torch.randn(len(image_index), config.llm.hidden_size)
+        index = torch.tensor(image_index)
+        with torch.inference_mode():
+            expected_context = decoder.encode_image(vit, llm)
+            context = graphed.encode_image(vit, llm)
+            torch.testing.assert_close(context.fused, expected_context.fused)
+            torch.testing.assert_close(context.cross_view, expected_context.cross_view)
+            torch.testing.assert_close(graphed.decode_queries(context, index, seg),
+                                       decoder.decode_queries(expected_context, index, seg))
