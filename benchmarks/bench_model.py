@@ -102,14 +102,15 @@ def build_config(shape: str) -> MLLMSegConfig:
                          decoder=MaskDecoderConfig(width=vision.hidden_size), tokens=tokens)
 
 
-def build_model(shape: str, dtype: torch.dtype, device: torch.device) -> MLLMSegModel:
+def build_model(shape: str, dtype: torch.dtype, device: torch.device, config: MLLMSegConfig | None = None) -> MLLMSegModel:
+    """A random-weight model of ``shape`` (or of ``config``, a configuration of that shape with other token ids)."""
     torch.manual_seed(0)
     default_dtype = torch.get_default_dtype()
     # Initialise in the target dtype: a float32 copy first would need 34 GB for the 3.5-8b shape before any bf16 run.
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):  # initialise on the target device: a CPU init of the 8b shape takes minutes
-            model = MLLMSegModel(build_config(shape))
+            model = MLLMSegModel(config or build_config(shape))
     finally:
         torch.set_default_dtype(default_dtype)
     return model.to(dtype).eval()  # eval: the decoder has dropout and BatchNorm

@@ -36,6 +36,14 @@ def test_summary(path: Path) -> dict[str, Any] | None:
     return {**counts, "failed": failed, "cuda_tests_run": ran_on_cuda}
 
 
+def engine_cases(part: dict[str, Any]) -> list[dict[str, Any]]:
+    """bench_engine.py's cases: a list in its reports, one case in the reports of older checkouts (--shape)."""
+    if "cases" in part:
+        return part["cases"]
+    settings = part["settings"]
+    return [{"shape": settings["shape"], "cuda_graphs": not settings.get("no_cuda_graphs"), **part}]
+
+
 def headline(parts: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     model = parts.get("bench_model") or {}
@@ -44,17 +52,23 @@ def headline(parts: dict[str, Any]) -> list[dict[str, Any]]:
                      "fps": case["ours"]["fps"], "official_style_fps": case["official"]["fps"],
                      "ours_over_official_time": case["ratio_end_to_end"],
                      "target_fps": FPS_TARGETS.get(case["shape"]) if case["expressions"] == 1 else None})
-    for name in ("bench_engine_1b", "bench_engine_1b_no_graphs", "bench_engine_8b", "bench_engine_1b_compiled"):
-        engine = parts.get(name)
-        if engine:
-            shape = engine["settings"]["shape"]
-            label = (f"engine {shape} bf16" + (" compiled" if engine["settings"].get("compile") else "")
-                     + (" no CUDA graphs" if engine["settings"].get("no_cuda_graphs") else ""))
-            rows.append({"what": f"{label}, new frame, 1 expression", "fps": engine["results"]["fps 1 expression"],
-                         "target_fps": FPS_TARGETS.get(shape)})
-            rows.append({"what": f"{label}, new frame, 4 expressions", "fps": engine["results"]["fps 4 expressions"]})
-            rows.append({"what": f"{label}, another expression on the same frame",
-                         "fps": 1.0 / engine["results"]["warm s"]})
+    for name, part in parts.items():
+        if not part or not (name.startswith("bench_engine") or name.startswith(("before_", "after_"))):
+            continue
+        for case in engine_cases(part):
+            label = (f"{name}: engine {case['shape']} {part['settings']['dtype']}"
+                     + ("" if case["cuda_graphs"] else " no CUDA graphs"))
+            results = case["results"]
+            rows.append({"what": f"{label}, new frame, 1 expression", "fps": results["fps 1 expression"],
+                         "target_fps": FPS_TARGETS.get(case["shape"])})
+            rows.append({"what": f"{label}, new frame, 4 expressions", "fps": results["fps 4 expressions"]})
+            rows.append({"what": f"{label}, another expression on the same frame", "fps": 1.0 / results["warm s"]})
+    for name, part in parts.items():
+        if part and name.startswith("stream"):
+            results = part["results"]
+            rows.append({"what": f"{name}: node, {part['settings']['size']} at {part['settings']['fps']:g} fps, "
+                                 f"latency p50 {results['latency_ms_p50']:.1f} / p95 {results['latency_ms_p95']:.1f} ms",
+                         "fps": results["answers_per_s"]})
     return rows
 
 
