@@ -15,6 +15,7 @@ setup(
     description="ROS 2 node for MLLMSeg referring segmentation",
     license="Apache-2.0",
     packages=find_packages(include=[f"{PACKAGE}*"]),
+    package_data={f"{PACKAGE}.engine": ["command_grammar.tsv"]},  # the spoken-command phrases (engine/commands.py)
     python_requires=">=3.10",
     install_requires=[
         # Any torch >= 2.1 works; scripts/setup.sh pins the CPU wheel so pip does not pull a CUDA build.
