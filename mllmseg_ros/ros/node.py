@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from functools import partial
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -17,11 +18,11 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rcl_interfaces.msg import SetParametersResult
-from std_msgs.msg import Header, String
+from std_msgs.msg import Header
 
-from ..engine.commands import parse_command
 from .buffers import Frame
 from .camera_stream import CameraStream
+from .commands import CommandHandler
 from .diagnostics import RecentProblems, segmentation_status
 from .engine_setup import apply_options, dtype_name, load_segmenter, release_gpu_memory
 from .params import SPECS, NodeSettings, declare_parameters, owned, validate
@@ -55,7 +56,7 @@ class MLLMSegNode(LifecycleNode):
         self._sensor_group = ReentrantCallbackGroup()
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
-        self._command_sub = None
+        self.commands = CommandHandler(self)  # spoken commands on their own callback group (ros/commands.py)
         self._service: SegmentService | None = None
         self._timers: list = []
         self._diagnostics_pub = None
@@ -100,17 +101,18 @@ class MLLMSegNode(LifecycleNode):
         self.streams = [CameraStream(self, namespace, self._on_frame_rejected) for namespace in (settings.cameras or ("",))]
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_10)
         self._service = SegmentService(self, self._service_group)
+        # Commands are heard from now on, also while inactive. Subscribed before the cameras: when a command and a
+        # frame are ready together, the executor runs the callbacks in creation order, so a frame published after a
+        # command is taken after it too.
+        self.commands.create()
         self.get_logger().info(f"model loaded from {settings.model_path} ({settings.device}, {dtype_name(settings)})")
+        if settings.initial_command.strip():
+            self.commands.handle(settings.initial_command)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        # The command subscription first: when a command and a frame are ready together, the executor runs the
-        # callbacks in creation order, so a frame published after a command is taken after it too.
-        self._command_sub = self.create_subscription(String, "command", self._on_command, RELIABLE_10, callback_group=self._sensor_group)
         for stream in self.streams:
             stream.subscribe(self.settings, self._sensor_group)
-        if self.settings.initial_command.strip():
-            self._set_command(self.settings.initial_command)
         self._stop.clear()
         self._worker = threading.Thread(target=self._run_worker, name="mllmseg_inference", daemon=True)
         self._worker.start()
@@ -119,10 +121,11 @@ class MLLMSegNode(LifecycleNode):
         if self.settings.diagnostics_period_s > 0:
             self._timers.append(self.create_timer(self.settings.diagnostics_period_s, self._publish_diagnostics, callback_group=self._timer_group))
         self.is_active = True
+        self.commands.activated()
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        """Stops listening; the command stays for the next activate (a pause, not a reset)."""
+        """Stops the cameras; the command stays, and commands received meanwhile apply on activate (a pause)."""
         self.is_active = False
         self._stop_worker()
         for timer in self._timers:
@@ -130,9 +133,6 @@ class MLLMSegNode(LifecycleNode):
         self._timers = []
         for stream in self.streams:
             stream.unsubscribe()
-        if self._command_sub is not None:
-            self.destroy_subscription(self._command_sub)
-            self._command_sub = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
@@ -148,6 +148,7 @@ class MLLMSegNode(LifecycleNode):
     def _release(self) -> None:
         """Back to unconfigured: the model, the streams and the command are gone (configure starts afresh)."""
         self.target.clear("cleaned up")
+        self.commands.destroy()
         for stream in self.streams:
             stream.unsubscribe()
             stream.publisher.destroy()
@@ -162,52 +163,6 @@ class MLLMSegNode(LifecycleNode):
             self.segmenter = None
         self.settings = None
         release_gpu_memory()
-
-    # commands ------------------------------------------------------------------------------------------------------
-    def _on_command(self, msg: String) -> None:
-        self._set_command(msg.data)
-
-    def _set_command(self, text: str) -> None:
-        settings = self.settings
-        if len(text) > settings.max_command_chars:  # before any parsing: a huge string must not block this thread
-            self._reject_command(f"command of {len(text)} characters is longer than max_command_chars ({settings.max_command_chars})")
-            return
-        try:
-            parsed = parse_command(text, self.segmenter.options.command_prefixes, self.segmenter.options.stop_phrases,
-                                   settings.max_command_chars)
-        except ValueError as exc:
-            self._reject_command(str(exc))
-            return
-        if parsed.stop or not text.strip():
-            self._clear_command(f"stopped by {text!r}" if parsed.stop else "cleared by an empty command")
-            return
-        if not parsed.expressions:
-            self._reject_command(f"no object named in {text!r} ({'; '.join(parsed.problems)})")
-            return
-        expressions = list(parsed.expressions)
-        try:
-            self.segmenter.prompt_ids(expressions)  # rejects prompts longer than the model's context
-        except ValueError as exc:
-            self._reject_command(str(exc))
-            return
-        if parsed.problems:
-            status = f"partly used: {'; '.join(parsed.problems)}"
-            self.target.set(text, expressions, status)
-            self.problems.add("commands", f"{text!r}: {status}")
-            self.get_logger().warning(f"command {text!r} -> {expressions}; ignored: {'; '.join(parsed.problems)}")
-        else:
-            self.target.set(text, expressions)
-            self.get_logger().info(f"command {text!r} -> {expressions}")
-        self.wake_worker()
-
-    def _clear_command(self, why: str) -> None:
-        if self.target.clear(why):
-            self.get_logger().info(f"command {why}: no target")
-
-    def _reject_command(self, reason: str) -> None:
-        """Tell, in the log and /diagnostics, that a command was not taken and which target stays."""
-        self.problems.add("commands", reason)
-        self.get_logger().warning(f"command {self.target.reject(reason)}", throttle_duration_sec=2.0)
 
     # inference thread ----------------------------------------------------------------------------------------------
     def wake_worker(self) -> None:
@@ -285,7 +240,10 @@ class MLLMSegNode(LifecycleNode):
                 depth, intrinsics, depth_reason = stream.depth_for(frame, settings)
                 lookup = time.perf_counter() - started
                 array = build_array(frame, command.text, frame_results, depth, intrinsics, depth_reason, timings, lookup)
-                stream.publisher.publish(array, frame, frame_results, settings.publish_markers)
+                publish = partial(stream.publisher.publish, array, frame, frame_results, settings.publish_markers)
+                if not self.target.publish_if_current(command, publish):  # a stop came meanwhile: it wins
+                    self._superseded += 1
+                    continue
                 self.tracking.model_answered(stream, frame, command, frame_results)
                 stream.processed += 1
                 self._last_latency_ms = array.total_ms
@@ -317,7 +275,7 @@ class MLLMSegNode(LifecycleNode):
             return
         command = self.target.current
         extra = {"last_latency_ms": round(self._last_latency_ms, 1), "command": command.text if command else "",
-                 "command_status": self.target.status, "answers_superseded": self._superseded,
+                 **self.commands.diagnostics(), "answers_superseded": self._superseded,
                  "tracked_published": self.tracking.published,
                  "track_rate_hz": self.tracking.rate_hz(self.settings)}
         status = segmentation_status(f"{self.get_name()}: segmentation", self.settings.device, self.counters(),
@@ -342,10 +300,10 @@ class MLLMSegNode(LifecycleNode):
 def main(args=None) -> None:
     rclpy.init(args=args)
     node = MLLMSegNode()
-    # Single-threaded on purpose. The callbacks only hand work over (inference has its own thread), and rclpy's
-    # MultiThreadedExecutor is slow with large messages (measured in the README's "Node overhead"). The callback
-    # groups still let a user who composes this node into a MultiThreadedExecutor run the service beside the
-    # camera callbacks.
+    # Single-threaded on purpose. The callbacks only hand work over (inference has its own thread, ~/segment answers
+    # from one of its own, so a command is never queued behind either), and rclpy's MultiThreadedExecutor is slow
+    # with large messages (measured in the README's "Node overhead"). Composed into a MultiThreadedExecutor, the
+    # node's callback groups (commands, cameras, service, timers) run side by side.
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     if node.get_parameter("autostart").value:

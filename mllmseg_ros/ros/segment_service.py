@@ -1,8 +1,15 @@
-"""``~/segment``: expressions or a command answered on the camera's latest frame or on an image in the request."""
+"""``~/segment``: expressions or a command answered on the camera's latest frame or on an image in the request.
+
+The request is answered from a thread of its own and the executor only awaits it: a call that waits seconds for the
+model never holds back the command, camera or timer callbacks (a stop during a call takes effect at once).
+"""
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING
+
+from rclpy.task import Future
 
 from .buffers import Frame
 from .conversions import image_to_rgb, stamp_seconds
@@ -24,11 +31,22 @@ class SegmentService:
     def destroy(self) -> None:
         self.node.destroy_service(self.service)
 
-    def _on_request(self, request, response):
-        try:
-            return self._answer(request, response)
-        finally:
-            self.finished = time.monotonic()
+    async def _on_request(self, request, response):
+        done: Future = Future()
+
+        def answer() -> None:
+            try:
+                done.set_result(self._answer(request, response))
+            except BaseException as exc:  # _answer answers errors itself; anything else is still the caller's reply
+                done.set_exception(exc)
+            finally:
+                self.finished = time.monotonic()
+                executor = self.node.executor
+                if executor is not None:
+                    executor.wake()  # the executor resumes this coroutine on its next turn
+
+        threading.Thread(target=answer, name="mllmseg_segment_service", daemon=True).start()
+        return await done
 
     def _answer(self, request, response):
         node = self.node

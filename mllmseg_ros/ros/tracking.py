@@ -271,5 +271,6 @@ class TrackingWorker:
             segmentation.answer_age_s = float(frame.stamp - answer_stamp)
             segmentation.track_confidence = float(state.confidence)
             segmentation.track_status = "tracking" if segmentation.found else state.reason
-        stream.publisher.publish(array, frame, results, settings.publish_markers)
-        self.published += 1
+        # through the target's gate: once a stop or a new command has returned, nothing tracked about the old one
+        if self.node.target.publish_if_current(command, lambda: stream.publisher.publish(array, frame, results, settings.publish_markers)):
+            self.published += 1

@@ -1,4 +1,5 @@
-"""mllmseg_node with a slow model, as its own process: every inference takes MLLMSEG_TEST_DELAY_S seconds longer.
+"""mllmseg_node with a slow model, as its own process: every inference (the worker's and ~/segment's) takes
+MLLMSEG_TEST_DELAY_S seconds longer.
 
 Stands in for a CPU or a small Jetson, where the 1B model needs seconds per frame. Arguments are the node's own
 (``--ros-args ...``).
@@ -14,6 +15,7 @@ from mllmseg_ros.ros.node import main
 
 DELAY_S = float(os.environ.get("MLLMSEG_TEST_DELAY_S", "1.0"))
 _segment_batch = Segmenter.segment_batch
+_segment = Segmenter.segment
 
 
 def slow_segment_batch(self, *args, **kwargs):
@@ -21,7 +23,13 @@ def slow_segment_batch(self, *args, **kwargs):
     return _segment_batch(self, *args, **kwargs)
 
 
+def slow_segment(self, *args, **kwargs):
+    time.sleep(DELAY_S)
+    return _segment(self, *args, **kwargs)
+
+
 Segmenter.segment_batch = slow_segment_batch
+Segmenter.segment = slow_segment
 
 if __name__ == "__main__":
     main(sys.argv)

@@ -50,11 +50,11 @@ def test_a_command_naming_nothing_is_reported_and_the_old_target_stays(ros, make
 
 
 def test_an_over_long_command_is_rejected_before_parsing(ros, make_node, seg_checkpoint, monkeypatch):
-    import mllmseg_ros.ros.node as node_module
+    import mllmseg_ros.ros.commands as commands_module
 
     parsed = []
-    real_parse = node_module.parse_command
-    monkeypatch.setattr(node_module, "parse_command", lambda text, *a, **k: (parsed.append(len(text)), real_parse(text, *a, **k))[1])
+    real_parse = commands_module.parse_command
+    monkeypatch.setattr(commands_module, "parse_command", lambda text, *a, **k: (parsed.append(len(text)), real_parse(text, *a, **k))[1])
     node = make_node(seg_checkpoint, max_command_chars=200)
     driver = ros.driver()
     assert connected(node, driver)
