@@ -93,21 +93,46 @@ def ing_form(verb: str) -> str:
 
 @dataclass(frozen=True)
 class CommandFrame:
-    """Words before and after the object ("pick" {} "up"); a verb is a frame with nothing after the object."""
+    """Words before and after the object ("pick" {} "up"); a verb is a frame with nothing after the object. An open
+    frame ("put" {} "in" *) takes anything after its tail: the object ends where the tail first follows it."""
 
     head: Phrase
     tail: Phrase = ()
+    open: bool = False
 
-    def matches(self, words: Sequence[str]) -> bool:
+    def slot(self, words: Sequence[str]) -> list[str] | None:
+        """The object's words when ``words`` fit this frame, else None."""
         n, m = len(self.head), len(self.tail)
-        return len(words) >= n + m and tuple(words[:n]) == self.head and (not m or tuple(words[-m:]) == self.tail)
+        if len(words) < n + m or tuple(words[:n]) != self.head:
+            return None
+        if not self.open:
+            return list(words[n:len(words) - m]) if not m or tuple(words[-m:]) == self.tail else None
+        for end in range(n + 1, len(words) - m):  # at least one word of object, something after the tail
+            if tuple(words[end:end + m]) == self.tail and not _describes(words, end, m):
+                return list(words[n:end])
+        return None
+
+
+# "the ball next to the plate", "the cup to the left of the bowl": a preposition that describes the object, not
+# where it goes
+_RELATION_BEFORE = {"next", "close", "closer", "closest", "nearest", "near", "adjacent", "similar", "opposite", "left",
+                    "right", "up", "attached", "belonging", "pointing"}
+_SIDES = {"left", "right", "side", "front", "back", "top", "bottom", "middle", "centre", "center", "edge"}
+
+
+def _describes(words: Sequence[str], start: int, length: int) -> bool:
+    after = words[start + length:start + length + 3]
+    side_of = len(after) == 3 and after[0] == "the" and after[1] in _SIDES and after[2] == "of"
+    return words[start - 1] in _RELATION_BEFORE or side_of
 
 
 def _frame(text: str) -> CommandFrame:
     if SLOT not in text:
         return CommandFrame(tuple(text.split()))
     head, tail = text.split(SLOT, 1)
-    return CommandFrame(tuple(head.split()), tuple(tail.split()))
+    tail_words = tuple(tail.split())
+    is_open = tail_words[-1:] == ("*",)
+    return CommandFrame(tuple(head.split()), tail_words[:-1] if is_open else tail_words, is_open)
 
 
 @dataclass
@@ -117,6 +142,7 @@ class Grammar:
 
     phrases: dict[str, list[str]]
     rewrites: list[tuple[Phrase, Phrase]] = field(default_factory=list)
+    guess_verbs: bool = True  # an unknown word before "the" opens a command (off with a configured verb list)
 
     def __post_init__(self) -> None:
         words = {kind: [tuple(p.split()) for p in self.phrases.get(kind, [])] for kind in KINDS}
@@ -126,7 +152,8 @@ class Grammar:
         self.rewrite_index = phrase_index(source for source, _ in self.rewrites)
         self.rewrite_to = dict(self.rewrites)
         frames = [_frame(p) for p in self.phrases.get("verb", []) + self.phrases.get("frame", [])]
-        self.frames = sorted(frames, key=lambda f: (len(f.head) + len(f.tail), len(f.head)), reverse=True)
+        # longest first; a closed frame before an open one of the same length ("bring {} to me" before "bring {} to *")
+        self.frames = sorted(frames, key=lambda f: (len(f.head) + len(f.tail), not f.open, len(f.head)), reverse=True)
         self.headless = [f for f in self.frames if not f.head]
         self.frame_heads = phrase_index(f.head for f in self.frames)
         # "would you mind grabbing the cup": verbs in -ing after a request (never "stop following" as a new command)
@@ -162,7 +189,7 @@ class Grammar:
             given = [" ".join(p.lower().split()) for p in stop_phrases if p.strip()]
             phrases["hold"] = [p for p in given if p in self.phrases.get("hold", [])]
             phrases["stop"] = [p for p in given if p not in phrases["hold"]]
-        return Grammar(phrases, self.rewrites)
+        return Grammar(phrases, self.rewrites, guess_verbs=prefixes is None)
 
     # --- text steps ------------------------------------------------------------------------------------------------
     def sentences(self, text: str) -> list[list[str]]:
@@ -248,7 +275,10 @@ class Grammar:
     def frame_at_start(self, words: Sequence[str]) -> CommandFrame | None:
         """The longest frame that ``words`` start (and, for a frame with a tail, end) with."""
         candidates = [f for f in self.frames if f.head and words and f.head[0] == words[0]] + self.headless
-        return next((f for f in candidates if f.matches(words)), None)
+        fitting = [(f, slot) for f in candidates if (slot := f.slot(words)) is not None]
+        # the longest frame; among open ones, the one whose tail comes first ("put the cup back in the cupboard")
+        best = max(fitting, key=lambda fs: (len(fs[0].head) + len(fs[0].tail), not fs[0].open, -len(fs[1])), default=None)
+        return best[0] if best else None
 
     def starts_command(self, words: Sequence[str], i: int) -> bool:
         """A verb, frame or request starts at ``words[i]``."""

@@ -228,7 +228,7 @@ class SentenceReader:
                 continue
             if frame:
                 phrases.append(" ".join(frame.head + ("...",) + frame.tail if frame.tail else frame.head))
-                words = list(words[len(frame.head):len(words) - len(frame.tail)])
+                words = frame.slot(words)
             elif waiting and (n := match(words, 0, self.g.ing_verbs)):
                 phrases.append(" ".join(words[:n]))
                 words = words[n:]
@@ -244,7 +244,7 @@ class SentenceReader:
         """A word the grammar does not know, right before a determiner, opens an imperative ("press the button",
         "hit the red switch"); quantifiers, prepositions and known openers do not ("all the cups", "maybe the cup")."""
         first = words[0]
-        return (len(words) > 2 and words[1] in VERB_OBJECT_DETERMINERS and first.isalpha() and first not in NOT_VERBS
+        return (self.g.guess_verbs and len(words) > 2 and words[1] in VERB_OBJECT_DETERMINERS and first.isalpha() and first not in NOT_VERBS
                 and not any(self.g.at(kind, words) for kind in ("question", "statement", "pronoun", "ack", "noise")))
 
     def target(self, words: list[str]) -> Reading:
