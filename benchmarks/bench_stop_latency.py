@@ -76,6 +76,8 @@ def main() -> None:
         "delay_s": args.delay, "fps": args.fps, "size": args.size, "trials": len(trials),
         "worst_delay_ms_max": float(delays.max()), "worst_delay_ms_median": float(np.median(delays)),
         "messages_after_stop_max": max(t["messages_after_stop"] for t in trials),
+        "stop_status_ms_max": max(t["stop_status_ms"] for t in trials),
+        "stop_status_ms_median": float(np.median([t["stop_status_ms"] for t in trials])),
         "all_mid_inference_with_a_service_call": all(t["answer_in_flight_dropped"] and t["service_running_at_stop"]
                                                      for t in trials),
         "per_trial": trials,

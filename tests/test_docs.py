@@ -14,3 +14,16 @@ def test_every_node_parameter_is_documented():
 def test_readme_starts_with_the_two_setup_commands():
     first_block = README.split("```bash", 1)[1].split("```", 1)[0]
     assert [line.split("#")[0].strip() for line in first_block.strip().splitlines()] == ["scripts/demo.sh", "scripts/test.sh"]
+
+
+def test_the_command_accuracy_table_is_the_scripts():
+    """benchmarks/README.md reports what benchmarks/bench_commands.py computes on the project corpus today."""
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    from bench_commands import read_corpus, score, table
+
+    text = (root / "benchmarks" / "README.md").read_text()
+    documented = text.split("<!-- bench_commands table -->", 1)[1].split("<!-- end bench_commands table -->", 1)[0]
+    assert documented.strip() == table(score(read_corpus())[0])

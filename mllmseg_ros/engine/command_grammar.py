@@ -117,6 +117,7 @@ class CommandFrame:
 # where it goes
 _RELATION_BEFORE = {"next", "close", "closer", "closest", "nearest", "near", "adjacent", "similar", "opposite", "left",
                     "right", "up", "attached", "belonging", "pointing"}
+_BACK_REFERENCES = {"it", "them", "that", "this", "those", "these", "one"}  # what was just named
 _SIDES = {"left", "right", "side", "front", "back", "top", "bottom", "middle", "centre", "center", "edge"}
 
 
@@ -218,6 +219,9 @@ class Grammar:
             clauses.pop()
         for i, clause in enumerate(clauses[:-1]):
             opening = drop(clause, self.index["filler"])
+            said_after = [w for c in clauses[i + 1:] for w in c]
+            if self._only_asides(said_after):  # "Don't move, robot.": nothing said after the comma
+                break
             if self.at("negation", opening) and not (self.at("hold", opening) or self.at("stop", opening)):
                 if "but" not in clause:
                     return [w for c in clauses[:i + 1] for w in c] + ["but"] + [w for c in clauses[i + 1:] for w in c]
@@ -226,8 +230,18 @@ class Grammar:
 
     def _asks_about_it(self, clause: list[str]) -> bool:
         """A short question about what was just named: "have you seen them", "is it there", "can you see it"."""
-        return (len(clause) <= 6 and bool(self.at("question", clause) or self.at("request", clause))
-                and any((w,) in self.sets["pronoun"] for w in clause[1:]))
+        opener = self.at("question", clause) or self.at("request", clause)
+        return bool(opener) and len(clause) <= 6 and any(w in _BACK_REFERENCES for w in clause[opener:])
+
+    def _only_asides(self, words: list[str]) -> bool:
+        """Only addresses, tags, fillers and politeness ("robot", "please", "okay")."""
+        i = 0
+        while i < len(words):
+            n = max(self.at(kind, words, i) for kind in ("address", "tag", "filler", "polite"))
+            if not n:
+                return False
+            i += n
+        return True
 
     def _ends_with_abbreviation(self, piece: str) -> bool:
         words = words_of(piece)
