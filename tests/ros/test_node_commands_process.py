@@ -40,6 +40,8 @@ def test_a_command_re_sent_while_the_model_works_is_answered(ros, seg_checkpoint
         while time.monotonic() - began < 9.0:
             client.send_command("Pick up the red cup.")
             time.sleep(0.5)
+            if 4.0 < time.monotonic() - began < 4.6:
+                client.send_command("Follow it.")  # a different rejection among the repeats still reaches the log
         client.stop_camera()
         time.sleep(DELAY_S + 0.5)
     answers = client.model_answers_since(began)
@@ -55,6 +57,10 @@ def test_a_command_re_sent_while_the_model_works_is_answered(ros, seg_checkpoint
         # once: each answer ends the target; the next re-send asks again (a new target), the ones before it wait
         assert sum(s.outcome == TARGET for s in statuses) >= len(answers) - 1 and REPEAT in {s.outcome for s in statuses}
     assert "Looking for the red cup" in statuses[0].reply
+    # 18 re-sends, a few log lines: each distinct outcome once, the same one at most every 5 s
+    logged = [line for line in process.output.splitlines() if "command 'Pick up the red cup.'" in line]
+    assert 1 <= len(logged) <= 5, logged
+    assert "command 'Follow it.': rejected" in process.output
 
 
 def test_a_stop_is_not_late_behind_inference_or_a_service_call(ros, seg_checkpoint, tmp_path):
