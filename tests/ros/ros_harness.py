@@ -182,6 +182,11 @@ def slow_down(node, delay_s: float) -> list[float]:
     return starts
 
 
+def results_flow(driver: Driver, since: int = 0, stamp_ns: int = 1) -> bool:
+    """Frames sent until more than ``since`` results have come."""
+    return wait_for(lambda: (driver.image.publish(rgb_msg(stamp_ns=stamp_ns)), len(driver.arrays) > since)[1], interval=0.2)
+
+
 def stamp_ns_of(array) -> int:
     return array.header.stamp.sec * 10**9 + array.header.stamp.nanosec
 
