@@ -1,6 +1,6 @@
 """Accuracy of the spoken-command reader per category of a labelled corpus (tests/engine/data/spoken_commands.tsv).
 
-    .venv/bin/python benchmarks/bench_commands.py [CORPUS.tsv ...] [--failures]
+    .venv/bin/python benchmarks/bench_commands.py [CORPUS.tsv ...] [--failures] [--write-readme]
 
 A corpus line is right when the parsed targets (in order) and the stop flag are exactly the labelled ones. The corpus
 format is in the shipped file's header; a corpus without a category column counts under "all".
@@ -20,6 +20,8 @@ sys.path.insert(0, str(REPO))
 from mllmseg_ros.engine.commands import parse_command  # noqa: E402
 
 CORPUS = REPO / "tests" / "engine" / "data" / "spoken_commands.tsv"
+README = REPO / "benchmarks" / "README.md"
+MARKERS = ("<!-- bench_commands table -->", "<!-- end bench_commands table -->")
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", nargs="*", type=Path, default=[CORPUS])
     parser.add_argument("--failures", action="store_true", help="list the lines read wrongly")
+    parser.add_argument("--write-readme", action="store_true", help="put the project corpus's table in benchmarks/README.md")
     args = parser.parse_args()
+    if args.write_readme:
+        text = README.read_text()
+        before, rest = text.split(MARKERS[0], 1)
+        after = rest.split(MARKERS[1], 1)[1]
+        README.write_text(f"{before}{MARKERS[0]}\n{table(score(read_corpus())[0])}\n{MARKERS[1]}{after}")
     for path in args.corpus:
         counts, wrong = score(read_corpus(path))
         print(f"{path}:\n{table(counts)}\n")

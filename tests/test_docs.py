@@ -22,8 +22,7 @@ def test_the_command_accuracy_table_is_the_scripts():
 
     root = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(root / "benchmarks"))
-    from bench_commands import read_corpus, score, table
+    from bench_commands import MARKERS, README, read_corpus, score, table
 
-    text = (root / "benchmarks" / "README.md").read_text()
-    documented = text.split("<!-- bench_commands table -->", 1)[1].split("<!-- end bench_commands table -->", 1)[0]
-    assert documented.strip() == table(score(read_corpus())[0])
+    documented = README.read_text().split(MARKERS[0], 1)[1].split(MARKERS[1], 1)[0]
+    assert documented.strip() == table(score(read_corpus())[0]), "run benchmarks/bench_commands.py --write-readme"

@@ -10,6 +10,7 @@ from .command_grammar import Grammar, collapse_repeats, drop, match
 from .prompt import clean_expression
 
 OPENINGS = ("stop", "hold", "negation", "correction")  # what a sentence can open with, first wins a tie
+INSTEAD = (("instead", "of"), ("rather", "than"))  # "the bowl instead of the cup": the other one is not the target
 DETERMINERS = ("the", "a", "an", "this", "that", "these", "those", "my", "your", "its", "our", "their", "his", "her")
 # Words after which "not" negates a property ("the cup that is not red") rather than a second object.
 COPULAS = ("is", "are", "was", "were", "be", "it's", "that's", "which", "who", "does", "do")
@@ -99,6 +100,8 @@ class SentenceReader:
             return self.after_negation(words[:n], words[n:])
         if kind == "correction":  # "Sorry, the blue one." "I mean the spoon."
             later = self.clause(words[n:]) if words[n:] else Reading()
+            if not later.expressions and not later.stop and words[0] in ("no", "nope", "not", "wait"):
+                return Reading(stop=True, held=not words[n:])  # "Not that one.": the robot has the wrong one
             if not later.expressions:
                 return later if later.stop or later.problems else ignored(f"{' '.join(words)!r} names nothing")
             later.correction = not later.stop
@@ -267,8 +270,9 @@ class SentenceReader:
             if "but" not in words:
                 return ignored("a negation names no object to take", [clean_expression(" ".join(words[1:]))])
             words, _, _ = self.strip_frames(words[len(words) - words[::-1].index("but"):])
+        words, instead = self.cut_instead(words)
         words, negated = self.cut_negation(words)
-        return self.expression(words, phrases, waiting, negated)
+        return self.expression(words, phrases, waiting, negated + instead)
 
     def last_correction(self, words: list[str]) -> tuple[str | None, list[str]]:
         """(the last correction's words, what follows it); (None, words) without a correction."""
@@ -284,6 +288,22 @@ class SentenceReader:
                 marker, rest = " ".join(words[i:i + n]), words[i + n:]
             i += max(n, 1)
         return marker, rest
+
+    def cut_instead(self, words: list[str]) -> tuple[list[str], list[str]]:
+        """"the bowl instead of the cup" -> the bowl; "instead of the cup, get the bowl" -> the bowl (the cup
+        negated in both)."""
+        for i in range(len(words)):
+            n = next((len(p) for p in INSTEAD if tuple(words[i:i + len(p)]) == p), 0)
+            if not n:
+                continue
+            if i > 0:
+                return words[:i], [clean_expression(" ".join(words[i + n:]))]
+            for j in range(n + 1, len(words)):  # the other object ends where a command phrase starts
+                if self.g.starts_command(words, j):
+                    object_words, _, _ = self.strip_frames(words[j:])
+                    return object_words, [clean_expression(" ".join(words[n:j]))]
+            return [], [clean_expression(" ".join(words[n:]))]
+        return words, []
 
     def cut_negation(self, words: list[str]) -> tuple[list[str], list[str]]:
         """"the red cup not the blue one" -> the red cup (the blue one negated); "the cup that is not red" stays."""

@@ -201,9 +201,14 @@ class CommandHandler:
             return Outcome(text, STOPPED, stopped=True, reason=why)
         if parsed.expressions:
             expressions = list(parsed.expressions)
-            self.node.segmenter.prompt_ids(expressions)  # ValueError for prompts longer than the model's context
             if parsed.stop:
                 target.clear(f"stopped by {text!r}")
+            try:
+                self.node.segmenter.prompt_ids(expressions)  # ValueError for prompts longer than the model's context
+            except ValueError as exc:
+                if not parsed.stop:
+                    raise
+                return Outcome(text, STOPPED, stopped=True, reason=f"stopped; the target after it was not taken: {exc}")
             status = f"partly used: {'; '.join(parsed.problems)}" if parsed.problems else "ok"
             _, repeat = target.take(text, expressions, status)
             if parsed.problems:
