@@ -110,3 +110,19 @@ def test_package_xml_and_cmake_agree():
     for path in sorted((ROOT / "msg").glob("*.msg")) + sorted((ROOT / "srv").glob("*.srv")):
         assert f'"{path.parent.name}/{path.name}"' in cmake, path.name
 
+
+
+def test_command_status_round_trip():
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    from mllmseg_ros.msg import CommandStatus
+
+    assert (CommandStatus.TARGET, CommandStatus.STOPPED, CommandStatus.REPEAT, CommandStatus.IGNORED,
+            CommandStatus.REJECTED) == (1, 2, 3, 4, 5)
+    sent = CommandStatus(command="Stop. Pick up the green cup.", outcome=CommandStatus.TARGET, stopped=True,
+                         expressions=["the green cup"], target=["the green cup"], target_id=7, reason="",
+                         reply="Stopped. Now looking for the green cup.", active=True)
+    sent.header.stamp.sec, sent.header.stamp.nanosec = 1_700_000_000, 5
+    got = deserialize_message(serialize_message(sent), CommandStatus)
+    for name in CommandStatus.get_fields_and_field_types():
+        assert getattr(got, name) == getattr(sent, name), name
