@@ -128,11 +128,13 @@ class SentenceReader:
         return words
 
     def after_stop(self, rest: list[str]) -> Reading:
-        """What follows a stop is what to stop ("stop right there", "stop following the man") unless a new command
-        starts in it that names an object ("stop and pick up the bowl", "stop, grab the cup")."""
+        """What follows a stop is what to stop ("stop right there", "stop tracking the mark on the wall") unless a new
+        command that names an object starts right after it or after "and"/"then" ("stop, grab the cup", "stop it and
+        pick up the bowl"); a verb inside what is stopped ("mark") starts nothing."""
+        rest = self.strip_rest(rest)
         for i in range(len(rest)):
             n = self.g.at("sequence", rest, i) or (1 if rest[i] == "and" and self.g.starts_command(rest, i + 1) else 0)
-            if n or self.g.starts_command(rest, i):
+            if n or (i == 0 and self.g.starts_command(rest, 0)):
                 later = self.clause(rest[i + n:])
                 if later.expressions:
                     return Reading(stop=True).then(later)

@@ -122,6 +122,8 @@ def test_a_stop_cancels_what_came_before_it_and_its_problems():
     ("Stop and go to the door.", ("the door",)),
     ("Stop right there.", ()),
     ("Stop following the man in the hat.", ()),
+    ("Stop tracking the mark on the wall.", ()),  # "mark" is a verb too: a new command needs a boundary
+    ("Stop it, grab the cup.", ("the cup",)),
     ("Emergency stop!", ()),
 ])
 def test_a_stop_at_the_start_of_a_sentence_stops_whatever_follows(command, expressions):
