@@ -28,8 +28,10 @@ from .qos import RELIABLE_10
 if TYPE_CHECKING:
     from .node import MLLMSegNode
 
-# Latched like /robot_description: a voice front end started later still gets the last status.
-STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Latched (transient local): a voice front end started later still gets the last status (with depth 1), or the last
+# few. Depth 10, not 1: a reliable writer keeping one sample replaces a status not yet delivered by the next one, and
+# a stop followed at once by a new command must reach the front end as two statuses.
+STATUS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 LOG_REPEAT_S = 5.0  # the same outcome of the same command is logged at most this often (a behaviour tree re-sends)
 LOG_KEYS = 256  # distinct outcomes remembered for that (oldest forgotten first)
 

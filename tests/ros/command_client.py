@@ -25,7 +25,7 @@ class CommandClient(Driver):
         from mllmseg_ros.msg import CommandStatus
         from mllmseg_ros.srv import Segment
 
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.width, self.height = width, height
         self.arrays_at: list[tuple[float, object]] = []  # (time.monotonic() at receipt, SegmentationArray)

@@ -13,15 +13,16 @@ from ros_harness import commanded, connected, diagnostics_listener, results_flow
 TARGET, STOPPED, REPEAT, IGNORED, REJECTED = 1, 2, 3, 4, 5
 
 
-def status_listener(ros, statuses: list):
-    """A subscriber to ~/command_status as a voice front end makes one (latched: it gets the last status on joining)."""
+def status_listener(ros, statuses: list, depth: int = 10):
+    """A subscriber to ~/command_status as a voice front end makes one (transient local: on joining it gets the last
+    ``depth`` statuses)."""
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
     from mllmseg_ros.msg import CommandStatus
 
     node = ros.add(Node(f"test_voice_{time.monotonic_ns()}"))
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    latched = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     node.create_subscription(CommandStatus, "/mllmseg_node/command_status", statuses.append, latched)
     return node
 
@@ -48,8 +49,8 @@ def test_each_command_gets_a_status_a_voice_front_end_can_speak(ros, make_node, 
     assert wait.target == [] and stop.reply == "Stopped; I had no target."
     assert all(s.active and s.header.stamp.sec > 0 for s in statuses)
     late: list = []  # latched: a front end that starts now still hears the last status
-    status_listener(ros, late)
-    assert wait_for(lambda: late) and late[0].command == "stop"
+    status_listener(ros, late, depth=1)
+    assert wait_for(lambda: late) and [s.command for s in late] == ["stop"]
     assert wait_for(lambda: any(values_of(s).get("command_outcome") == "stopped" and values_of(s).get("commands_repeat") == "1"
                                 for s in diagnostics))
 
