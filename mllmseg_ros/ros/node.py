@@ -264,7 +264,7 @@ class MLLMSegNode(LifecycleNode):
         for stream in self.streams:
             if settings.image_qos == "auto":
                 stream.match_qos(settings, self._sensor_group)
-            # A service call on a single-threaded executor holds back the image callbacks meanwhile: not silence.
+            # Time in a ~/segment call is not silence (calls once held the executor; they now answer from a thread).
             silent = now - max(stream.last_frame_time, self._service.finished if self._service else 0.0)
             if settings.no_image_warn_s > 0 and silent > settings.no_image_warn_s and not stream.warned:
                 stream.warned = True

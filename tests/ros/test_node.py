@@ -232,7 +232,8 @@ def test_segment_service(ros, make_node, seg_checkpoint):
 
 
 def test_a_long_service_call_is_not_taken_for_a_silent_camera(ros, make_node, seg_checkpoint):
-    """The service answers on the executor's thread; frames that wait meanwhile must not trip the no-image warning."""
+    """Frames keep coming during a long service call (it answers from a thread of its own) and the no-image warning
+    stays quiet."""
     from mllmseg_ros.srv import Segment
 
     node = make_node(seg_checkpoint, no_image_warn_s=1.5)
