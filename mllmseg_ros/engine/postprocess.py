@@ -62,7 +62,9 @@ class SegmentationResult:
     expression: str  # the referring expression actually sent to the model
     found: bool  # decision [SEG] and a non-empty mask
     decision: str  # "SEG" or "REJ": the LLM's answer at the target's slot
-    confidence: float  # P([SEG]) from a softmax over the [SEG] and [REJ] logits at the slot, in [0, 1]
+    # P(target found), in [0, 1], for found and not-found alike: the smaller of seg_probability (the decision) and the
+    # probability map's peak (whether any pixel is the target). At the default threshold 0.5, found <=> > 0.5.
+    confidence: float
     # float32 sigmoid map: H x W, or the model's S x S map, brought to H x W when ``probability`` is first read (on a
     # GPU the mask is made on the device, and a full-size map would cross to the host for nothing: the node never
     # reads it)
@@ -71,11 +73,23 @@ class SegmentationResult:
     bbox: tuple[int, int, int, int] | None  # (x, y, w, h) of the mask
     centroid: tuple[float, float] | None  # (x, y) of the mask (or of its largest component, if configured)
     area: int  # pixels in the mask
+    seg_probability: float = 0.0  # P([SEG]) from a softmax over the [SEG] and [REJ] logits at the slot, in [0, 1]
 
     @cached_property
     def probability(self) -> np.ndarray:
         """H x W float32 sigmoid map (the mask is ``probability > threshold``)."""
         return resize_probability(self.probability_map, *self.mask.shape)
+
+
+def found_confidence(seg_probability: float, peak: float, mask_empty: bool, threshold: float) -> float:
+    """P(target found), estimated from its two parts: the LLM answers [SEG] (``seg_probability``) and some pixel is the
+    target (``peak``, the probability map's highest value). The smaller of the two (the joint probability can be no
+    higher than either): a [REJ] has it below 0.5, and so has a [SEG] whose mask came out empty at a 0.5 threshold.
+    ``peak`` is the model's square map's; an image-sized map resized from it never exceeds it, and where its mask is
+    empty it stayed at or below ``threshold`` everywhere, so the peak counts as at most that."""
+    if mask_empty:
+        peak = min(peak, threshold)
+    return min(seg_probability, peak)
 
 
 def masks_on_device(

@@ -22,7 +22,8 @@ from transformers import DynamicCache
 from ..model import MLLMSegModel
 from ..model.compilation import compile_stages
 from ..model.mask_decoder import ImageContext
-from .postprocess import MaskGeometry, SegmentationResult, mask_geometry, masks_on_device, resize_probability
+from .postprocess import (MaskGeometry, SegmentationResult, found_confidence, mask_geometry, masks_on_device,
+                          resize_probability)
 from .preprocess import as_rgb, preprocess, preprocess_batch
 from .commands import (
     DEFAULT_COMMAND_PREFIXES,
@@ -309,14 +310,15 @@ class Segmenter:
         device) and image sizes (height, width)."""
         tokens = self.config.tokens
         rejected = logits.argmax(-1) == tokens.rej  # any other token counts as [SEG], as in the official code
-        confidence = torch.sigmoid(logits[:, tokens.seg] - logits[:, tokens.rej])
+        seg_probability = torch.sigmoid(logits[:, tokens.seg] - logits[:, tokens.rej])
         on_device = self.postprocess_on_device
         if on_device is None:
             on_device = probabilities.device.type == "cuda"
         if on_device:
             masks = masks_on_device(probabilities, sizes, self.options.threshold, ~rejected)
-        rejected, confidence = rejected.tolist(), confidence.tolist()
+        rejected, seg_probability = rejected.tolist(), seg_probability.tolist()
         probabilities = probabilities.cpu().numpy()
+        peaks = probabilities.reshape(len(expressions), -1).max(1).tolist() if expressions else []
         results = []
         for k, expression in enumerate(expressions):
             if on_device:
@@ -327,17 +329,20 @@ class Segmenter:
                 probability = resize_probability(probabilities[k], *sizes[k])
                 mask = probability > self.options.threshold if not rejected[k] else np.zeros(sizes[k], dtype=bool)
                 geometry = mask_geometry(mask, self.options.centroid_of_largest_component)
-            results.append(self._result(expression, rejected[k], confidence[k], probability, mask, geometry))
+            confidence = found_confidence(seg_probability[k], peaks[k], geometry.area == 0, self.options.threshold)
+            results.append(self._result(expression, rejected[k], seg_probability[k], confidence, probability, mask,
+                                        geometry))
         return results
 
     @staticmethod
-    def _result(expression: str, rejected: bool, confidence: float, probability: np.ndarray, mask: np.ndarray,
-                geometry: MaskGeometry) -> SegmentationResult:
+    def _result(expression: str, rejected: bool, seg_probability: float, confidence: float, probability: np.ndarray,
+                mask: np.ndarray, geometry: MaskGeometry) -> SegmentationResult:
         return SegmentationResult(
             expression=expression,
             found=not rejected and geometry.area > 0,
             decision="REJ" if rejected else "SEG",
             confidence=confidence,
+            seg_probability=seg_probability,
             probability_map=probability,
             mask=mask,
             bbox=geometry.bbox,

@@ -23,7 +23,8 @@ def results_as_dicts(results) -> list[dict]:
             "expression": r.expression,
             "found": r.found,
             "decision": r.decision,
-            "confidence": round(r.confidence, 4),
+            "confidence": round(r.confidence, 4),  # P(target found), for found and not-found alike
+            "seg_probability": round(r.seg_probability, 4),
             "area": r.area,
             "bbox": list(r.bbox) if r.bbox else None,
             "centroid": [round(c, 2) for c in r.centroid] if r.centroid else None,
@@ -33,7 +34,7 @@ def results_as_dicts(results) -> list[dict]:
 
 
 def format_table(results) -> str:
-    rows = [("expression", "found", "conf", "area", "bbox (x,y,w,h)", "centroid (x,y)")]
+    rows = [("expression", "found", "P(found)", "area", "bbox (x,y,w,h)", "centroid (x,y)")]
     for r in results:
         bbox = ",".join(map(str, r.bbox)) if r.bbox else "-"
         centroid = f"{r.centroid[0]:.1f},{r.centroid[1]:.1f}" if r.centroid else "-"

@@ -58,14 +58,39 @@ def test_results_match_official_masks_at_image_size(segmenter, golden_dir, case,
             assert result.found == bool(result.mask.any())
 
 
-def test_confidence_is_the_seg_vs_rej_softmax(segmenter, golden_dir):
+def test_seg_probability_is_the_seg_vs_rej_softmax(segmenter, golden_dir):
     logits = np.load(golden_dir / "cases" / "A_seg_rej" / "llm_logits_at_decisions.npy")
     results = segmenter.segment(golden_image(golden_dir, "image0"), ["the red cup", "the blue plate"])
     seg_id, rej_id = segmenter.config.tokens.seg, segmenter.config.tokens.rej
     for result, row in zip(results, logits):
         expected = 1 / (1 + np.exp(-(row[seg_id] - row[rej_id])))
-        assert result.confidence == pytest.approx(expected, abs=1e-4)
-    assert results[0].confidence > 0.5 > results[1].confidence
+        assert result.seg_probability == pytest.approx(expected, abs=1e-4)
+    assert results[0].seg_probability > 0.5 > results[1].seg_probability
+
+
+def test_confidence_is_the_probability_the_target_is_found(segmenter, golden_dir):
+    """One meaning for found and not-found alike: the smaller of P([SEG]) and the map's peak, so at the default
+    threshold a found target has it above 0.5 and a target not found below."""
+    results = segmenter.segment(golden_image(golden_dir, "image0"), ["the red cup", "the blue plate"])
+    for result in results:
+        peak = float(result.probability_map.max()) if result.area else min(float(result.probability_map.max()), 0.5)
+        assert result.confidence == pytest.approx(min(result.seg_probability, peak))
+        assert result.probability.max() <= result.probability_map.max() + 1e-6  # resizing never exceeds the peak
+        assert 0.0 <= result.confidence <= 1.0
+        assert result.found == (result.confidence > 0.5), (result.decision, result.area, result.confidence)
+
+
+def test_an_empty_mask_after_seg_is_not_a_confident_answer(segmenter, golden_dir, monkeypatch):
+    """[SEG], but no pixel above the threshold: found is false, and so must the confidence say (it was P([SEG]),
+    0.94 here, a 'not found' that a planner thresholding confidence took for a find)."""
+    decode = segmenter.model.decode_masks
+    monkeypatch.setattr(segmenter.model, "decode_masks", lambda *args: decode(*args) * 0.0 - 3.0)  # peak 0.047
+    segmenter.reset_image()
+    result = segmenter.segment(golden_image(golden_dir, "image0"), ["the red cup"])[0]
+    segmenter.reset_image()
+    assert result.decision == "SEG" and result.seg_probability > 0.9
+    assert not result.found and result.area == 0
+    assert result.confidence == pytest.approx(1 / (1 + np.exp(3.0)), abs=1e-6)
 
 
 def test_cached_equals_uncached(segmenter, golden_dir):

@@ -35,8 +35,24 @@ def test_segment_writes_masks_overlay_and_json(golden_checkpoint, image_file, tm
 def test_segment_table_and_spoken_command(golden_checkpoint, image_file, capsys):
     assert main(["segment", "--model", str(golden_checkpoint), str(image_file), "Grab the man in white shirt!", "--command"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:3] == ["expression", "found", "conf"]
+    assert table[0].split()[:3] == ["expression", "found", "P(found)"]
     assert table[1].startswith("the man in white shirt")
+
+
+def test_not_found_after_seg_prints_a_low_confidence(golden_checkpoint, image_file, capsys, monkeypatch):
+    """A [SEG] whose mask comes out empty: 'found no' with P(found) below 0.5, in the table and the JSON (both
+    printed 1.000 before: the probability of the answer given, not of the target found)."""
+    from mllmseg_ros.model import MLLMSegModel
+
+    decode = MLLMSegModel.decode_masks
+    monkeypatch.setattr(MLLMSegModel, "decode_masks", lambda self, *args: decode(self, *args) * 0.0 - 3.0)
+    assert main(["segment", "--model", str(golden_checkpoint), str(image_file), "man in white shirt", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)["results"]
+    assert result["decision"] == "SEG" and not result["found"] and result["seg_probability"] > 0.5
+    assert result["confidence"] == pytest.approx(0.0474, abs=1e-3)
+    assert main(["segment", "--model", str(golden_checkpoint), str(image_file), "man in white shirt"]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[4:6] == ["no", "0.047"]
 
 
 @pytest.mark.parametrize(
