@@ -9,6 +9,21 @@ import numpy as np
 
 # Relative difference of width/height ratios still taken as the same picture (848x480 depth for 1280x720 is 0.6 %).
 ASPECT_RATIO_TOLERANCE = 0.01
+# 16-bit depth codes that are no measurement: 0 (no return, the convention of REP 118 drivers) and 65535 (saturated /
+# out of range in some drivers' raw streams). Neither is a distance.
+NO_RETURN_16BIT = (0, 65535)
+
+
+@dataclass(frozen=True)
+class DepthLimits:
+    """The distances a depth value may have to count as a measurement (metres, inclusive). Values outside are noise,
+    a no-return code read as a distance, or a unit mix-up (millimetres in a metre image)."""
+
+    min_m: float = 0.1
+    max_m: float = 20.0
+
+    def describe(self) -> str:
+        return f"{self.min_m:g}-{self.max_m:g} m"
 
 
 @dataclass(frozen=True)
@@ -55,9 +70,12 @@ class PinholeIntrinsics:
 
 
 def depth_to_metres(depth: np.ndarray, scale: float = 0.001) -> np.ndarray:
-    """uint16 depth (``scale`` metres per unit, 1 mm by default) or float depth in metres -> float32 metres."""
+    """uint16 depth (``scale`` metres per unit, 1 mm by default) or float depth in metres -> float32 metres. The 16-bit
+    no-return codes (``NO_RETURN_16BIT``) become 0, which no later step counts as a distance."""
     if depth.dtype == np.uint16:
-        return depth.astype(np.float32) * np.float32(scale)
+        metres = depth.astype(np.float32) * np.float32(scale)
+        metres[depth == 65535] = 0.0
+        return metres
     if depth.dtype in (np.float32, np.float64):
         return depth.astype(np.float32, copy=False)
     raise ValueError(f"depth must be uint16 or float, got {depth.dtype}")
@@ -73,10 +91,26 @@ def aspect_ratio_mismatch(what: str, size: tuple[int, int], image_size: tuple[in
     return ""
 
 
+def float_depth_unit_problem(depth_m: np.ndarray, limits: DepthLimits) -> str:
+    """Why a float (32FC1) depth image is not in metres ("" when it may be): its typical value lies beyond the far
+    limit while a thousandth of it lies within the limits, as millimetres would (REP 118: float depth is metres).
+    Decided on about 4000 pixels taken at an odd stride through the image (so rows are sampled at shifting columns),
+    which costs little on every image."""
+    sample = depth_m.reshape(-1)[:: (depth_m.size // 4096) | 1]
+    values = sample[np.isfinite(sample) & (sample > 0)]
+    if values.size == 0:
+        return ""
+    typical = float(np.median(values))
+    if typical > limits.max_m and limits.min_m <= typical / 1000.0 <= limits.max_m:
+        return (f"32FC1 depth looks like millimetres (median {typical:g}; float depth must be metres, REP 118): "
+                "publish 16UC1 millimetres or 32FC1 metres")
+    return ""
+
+
 def depth_samples_in_mask(depth_m: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Valid depth values (finite, > 0) under ``mask``. A depth image of another size but the same aspect ratio is
-    resized to the mask's size with nearest-neighbour sampling, so no depth is invented across object edges; one of
-    another aspect ratio is a ValueError."""
+    """Measured depth values (finite, > 0) under ``mask``. A depth image of another
+    size but the same aspect ratio is resized to the mask's size with nearest-neighbour sampling, so no depth is
+    invented across object edges; one of another aspect ratio is a ValueError."""
     if depth_m.shape != mask.shape:
         if reason := aspect_ratio_mismatch("depth", depth_m.shape[::-1], mask.shape[::-1]):
             raise ValueError(reason)
@@ -98,10 +132,12 @@ class Centroid3D:
 
 
 def centroid_3d(
-    mask: np.ndarray, centroid_px: tuple[float, float] | None, depth_m: np.ndarray | None, intrinsics: PinholeIntrinsics | None
+    mask: np.ndarray, centroid_px: tuple[float, float] | None, depth_m: np.ndarray | None,
+    intrinsics: PinholeIntrinsics | None, limits: DepthLimits | None = None,
 ) -> Centroid3D:
-    """Median valid depth inside the mask, placed at the mask's pixel centroid. ``status`` says why there is no point:
-    no target, no depth, no or unusable intrinsics, or a depth image / camera model of another aspect ratio."""
+    """Median valid depth inside the mask (within ``limits`` when given), placed at the mask's pixel centroid.
+    ``status`` says why there is no point: no target, no depth, no or unusable intrinsics, a depth image / camera
+    model of another aspect ratio, or no measurement (within the limits) inside the mask."""
     if centroid_px is None:
         return Centroid3D(None, 0, "target not found")
     if depth_m is None:
@@ -114,9 +150,11 @@ def centroid_3d(
     for what, size in (("depth", (depth_m.shape[1], depth_m.shape[0])), ("camera_info", (intrinsics.width, intrinsics.height))):
         if reason := aspect_ratio_mismatch(what, size, image_size):
             return Centroid3D(None, 0, reason)
-    samples = depth_samples_in_mask(depth_m, mask)
+    measured = depth_samples_in_mask(depth_m, mask)
+    samples = measured if limits is None else measured[(measured >= limits.min_m) & (measured <= limits.max_m)]
     if samples.size == 0:
-        return Centroid3D(None, 0, "no valid depth inside the mask")
+        outside = f" ({measured.size} values outside {limits.describe()})" if limits and measured.size else ""
+        return Centroid3D(None, 0, f"no valid depth inside the mask{outside}")
     z = float(np.median(samples))
     intrinsics = intrinsics.scaled_to(mask.shape[1], mask.shape[0])
     return Centroid3D(deproject(centroid_px[0], centroid_px[1], z, intrinsics), int(samples.size), "ok")

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from mllmseg_ros.engine.depth import PinholeIntrinsics, centroid_3d, deproject, depth_samples_in_mask, depth_to_metres
+from mllmseg_ros.engine.depth import (DepthLimits, PinholeIntrinsics, centroid_3d, deproject, depth_samples_in_mask,
+                                     depth_to_metres, float_depth_unit_problem)
 
 K = [500.0, 0.0, 319.5, 0.0, 500.0, 239.5, 0.0, 0.0, 1.0]
 
@@ -118,3 +119,39 @@ def test_camera_info_of_another_aspect_ratio_is_refused():
     result = centroid_3d(box_mask(), (439.5, 239.5), np.ones((480, 640), np.float32), intrinsics)
     assert result.point is None
     assert result.status == "camera_info 640x360 has another aspect ratio than the colour image 640x480"
+
+
+def test_16_bit_no_return_codes_are_no_distance():
+    """65535 is a no-return code in some drivers' raw streams, not 65.5 m (nor is 0 a distance)."""
+    raw = np.full((480, 640), 65535, np.uint16)
+    raw[:, :320] = 0
+    result = centroid_3d(np.ones((480, 640), bool), (319.5, 239.5), depth_to_metres(raw), PinholeIntrinsics.from_k(K, 640, 480))
+    assert result.point is None and result.status == "no valid depth inside the mask"
+    raw[200:280, 400:480] = 1250
+    result = centroid_3d(box_mask(), (439.5, 239.5), depth_to_metres(raw), PinholeIntrinsics.from_k(K, 640, 480))
+    assert result.point[2] == pytest.approx(1.25) and result.samples == 80 * 80
+
+
+def test_depth_limits_leave_out_impossible_values_and_say_so():
+    depth = np.full((480, 640), 700.0, np.float32)  # millimetres read as metres
+    result = centroid_3d(box_mask(), (439.5, 239.5), depth, PinholeIntrinsics.from_k(K, 640, 480), DepthLimits(0.1, 20.0))
+    assert result.point is None and result.status == "no valid depth inside the mask (6400 values outside 0.1-20 m)"
+    depth[200:240, 400:480] = 0.8  # half the mask measured, the rest beyond the far limit
+    result = centroid_3d(box_mask(), (439.5, 239.5), depth, PinholeIntrinsics.from_k(K, 640, 480), DepthLimits(0.1, 20.0))
+    assert result.point[2] == pytest.approx(0.8) and result.samples == 40 * 80
+
+
+@pytest.mark.parametrize("values, millimetres", [
+    ((590.0, 797.0), True),  # the issue's table seen from 0.59-0.80 m, in mm
+    ((0.59, 0.797), False),  # the same in metres
+    ((25.0, 40.0), False),  # far, but not a thousandth of it: an outdoor scene in metres
+    ((30000.0, 60000.0), False),  # a thousandth is beyond the far limit too: not plausibly millimetres
+])
+def test_float_depth_in_millimetres_is_recognised(values, millimetres):
+    depth = np.linspace(*values, 640 * 480, dtype=np.float32).reshape(480, 640)
+    depth[::7, ::5] = np.nan  # holes do not change the verdict
+    problem = float_depth_unit_problem(depth, DepthLimits(0.1, 20.0))
+    assert bool(problem) is millimetres
+    if millimetres:
+        assert "looks like millimetres" in problem
+
