@@ -4,10 +4,19 @@ Installs with pip (`pip install -e .[test]`, see scripts/setup.sh) and builds as
 """
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "mllmseg_ros"
+# On a robot rosdep installs these as system packages (package.xml); a pip install of this package gets them here.
+ROSDEP_PROVIDED = ["numpy", "pillow", "opencv-python-headless", "protobuf", "pyyaml", "tqdm"]
+# The rest: the same list a robot installs with `pip install -r requirements.txt`.
+PIP_REQUIREMENTS = [
+    line.split("#", 1)[0].strip()
+    for line in (Path(__file__).resolve().parent / "requirements.txt").read_text().splitlines()
+    if line.split("#", 1)[0].strip()
+]
 
 setup(
     name=PACKAGE,
@@ -17,22 +26,8 @@ setup(
     packages=find_packages(include=[f"{PACKAGE}*"]),
     package_data={f"{PACKAGE}.engine": ["command_grammar.tsv"]},  # the spoken-command phrases (engine/commands.py)
     python_requires=">=3.10",
-    install_requires=[
-        # Any torch >= 2.1 works; scripts/setup.sh pins the CPU wheel so pip does not pull a CUDA build.
-        "torch>=2.1",
-        # 5.x: the engine uses DynamicCache(config=...) and the cache-cropping API of transformers 5.
-        "transformers>=5.20,<6",
-        "safetensors",
-        "numpy",
-        "pillow",
-        "opencv-python-headless",
-        "sentencepiece",
-        "tokenizers",
-        "protobuf",
-        "rosbags",
-        "pyyaml",
-        "pycocotools",  # COCO polygon/RLE decoding for the RefCOCO evaluation
-    ],
+    # scripts/setup.sh pins torch to the CPU wheel so that pip does not pull a CUDA build
+    install_requires=ROSDEP_PROVIDED + PIP_REQUIREMENTS,
     # bitsandbytes: optional 8/4-bit weights (quantization="bnb-int8"/"bnb-nf4"); the tests check its accuracy.
     # catkin_pkg: tests/test_package.py validates package.xml with it.
     extras_require={"test": ["pytest", "pytest-timeout", "bitsandbytes", "catkin_pkg"], "quantization": ["bitsandbytes"]},
@@ -40,7 +35,7 @@ setup(
     # glob() so that a not-yet-existing launch/ or config/ folder is simply empty.
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
-        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}", ["package.xml", "requirements.txt"]),
         (f"share/{PACKAGE}/launch", glob("launch/*")),
         (f"share/{PACKAGE}/config", glob("config/*")),
     ],

@@ -10,7 +10,7 @@ stamp=$venv/.setup-stamp
 pip=("$py" -m pip --disable-pip-version-check -q)
 
 # The installed set depends on these files and on whether a ROS distro is sourced.
-want="$(cat setup.py setup.cfg pyproject.toml scripts/setup.sh 2>/dev/null | sha256sum | cut -d' ' -f1) ros=${ROS_DISTRO:-pip}"
+want="$(cat setup.py setup.cfg pyproject.toml requirements.txt scripts/setup.sh 2>/dev/null | sha256sum | cut -d' ' -f1) ros=${ROS_DISTRO:-pip}"
 if [[ -x $py && -f $stamp && "$(<"$stamp")" == "$want" ]]; then
     # The ROS interfaces (msg/, srv/, CMakeLists.txt) have their own stamp: a msg change rebuilds only them.
     exec scripts/build_interfaces.sh

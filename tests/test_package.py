@@ -75,6 +75,16 @@ def test_every_imported_module_is_declared_or_installed_by_pip(package):
     assert needed - declared == set()
 
 
+# setup.py's distributions that rosdep provides on a robot -> their Python module
+ROSDEP_DISTRIBUTIONS = {"numpy": "numpy", "pillow": "PIL", "opencv-python-headless": "cv2", "protobuf": "google",
+                        "pyyaml": "yaml", "tqdm": "tqdm"}
+
+
+def _requirement_names(lines) -> set[str]:
+    return {re.split(r"[<>=!~\[; ]", line.split("#", 1)[0].strip())[0].lower()
+            for line in lines if line.split("#", 1)[0].strip()}
+
+
 def test_pip_only_modules_are_named_in_package_xml_and_the_readme_workspace_section():
     comment = (ROOT / "package.xml").read_text()
     readme = (ROOT / "README.md").read_text()
@@ -82,6 +92,24 @@ def test_pip_only_modules_are_named_in_package_xml_and_the_readme_workspace_sect
     pip_lines = " ".join(line for line in section.splitlines() if "pip install" in line)
     for name in PIP_ONLY:
         assert name in comment, name
-        assert name in pip_lines, f"{name} missing from the README workspace section's pip install"
+    assert re.search(r"pip install -r \S*requirements\.txt", pip_lines)  # the one step after rosdep
     for step in ("rosdep install", "colcon build", "colcon test"):
         assert step in section
+
+
+def test_rosdep_and_one_pip_step_install_everything(package):
+    """rosdep installs what has a system package, `pip install -r requirements.txt` the rest, and nothing twice (a
+    pip numpy or OpenCV would shadow the distribution's, which ROS's own modules were built against)."""
+    requirements = _requirement_names((ROOT / "requirements.txt").read_text().splitlines())
+    assert requirements - {"torch"} == PIP_ONLY
+    # torch comes from rosdep except where the distribution's is older than 2.1 (Ubuntu 22.04, Humble): pip then
+    (torch,) = [d for d in package.exec_depends if d.name == "python3-torch"]
+    assert torch.condition and "humble" in torch.condition
+    assert not torch.evaluate_condition({"ROS_DISTRO": "humble"}) and torch.evaluate_condition({"ROS_DISTRO": "jazzy"})
+    # a pip install of the package (setup.py) gets the same: the rosdep-provided list plus requirements.txt
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    provided = next(ast.literal_eval(node.value) for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                    and getattr(node.targets[0], "id", "") == "ROSDEP_PROVIDED")
+    assert set(provided) == set(ROSDEP_DISTRIBUTIONS)
+    declared = _declared(package)
+    assert {ROSDEP_KEYS[ROSDEP_DISTRIBUTIONS[name]] for name in provided} <= declared
