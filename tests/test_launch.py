@@ -63,7 +63,7 @@ def test_given_arguments_override_the_file_typed(launch_file):
 def test_defaults_load_the_package_config(launch_file):
     values, node = _launch(launch_file)
     assert node["parameters"] == ["/opt/share/mllmseg_ros/config/mllmseg.yaml"]
-    assert all(values[name] == "" for name in launch_file.PARAMETER_ARGUMENTS)
+    assert all(values[name] == "" for name in launch_file.parameter_arguments())
 
 
 def test_log_level_respawn_and_namespace(launch_file):
@@ -74,16 +74,20 @@ def test_log_level_respawn_and_namespace(launch_file):
     assert default["respawn"] is False and default["ros_arguments"] == ["--log-level", "info"]
 
 
-def test_a_bad_boolean_names_the_argument(launch_file):
-    with pytest.raises(ValueError, match="autostart"):
-        _launch(launch_file, autostart="maybe")
+def test_arguments_are_typed_as_ros_types_minus_p(launch_file):
+    """YAML, as rcl reads `-p name:=value`: the node then takes off/on and 1 for 1.0 (tests/ros/test_node_parameters.py)
+    and answers a wrong value with one line and /diagnostics, so the launch passes it on rather than failing."""
+    _, node = _launch(launch_file, params_file="my.yaml", tracking="off", threshold="1", max_rate_hz="2",
+                      cameras="[left, right]", model_path="/models/m", autostart="maybe")
+    assert node["parameters"][1] == {"tracking": False, "threshold": 1, "max_rate_hz": 2, "cameras": ["left", "right"],
+                                     "model_path": "/models/m", "autostart": "maybe"}
+    with pytest.raises(ValueError, match="respawn"):  # the launch's own switches are the launch's to check
+        _launch(launch_file, respawn="maybe")
 
 
-def test_parameter_arguments_are_node_parameters(launch_file):
-    # use_sim_time belongs to every rclpy node; the others must be mllmseg_node's own.
-    assert set(launch_file.PARAMETER_ARGUMENTS) - {"use_sim_time"} <= set(SPECS)
-    booleans = {name for name in launch_file.PARAMETER_ARGUMENTS if isinstance(getattr(SPECS.get(name), "default", True), bool)}
-    assert launch_file.BOOLEAN_PARAMETERS == booleans  # typed like the node declares them
+def test_every_node_parameter_is_a_launch_argument(launch_file):
+    # use_sim_time belongs to every rclpy node; the others are mllmseg_node's own, all of them
+    assert set(launch_file.parameter_arguments()) == set(SPECS) | {"use_sim_time"}
 
 
 def test_real_launch_description_if_launch_is_installed():
@@ -100,7 +104,7 @@ def test_real_launch_description_if_launch_is_installed():
     except LookupError:  # ament_index: the package is not installed in this prefix
         pytest.skip("mllmseg_ros is not in the ament index (AMENT_PREFIX_PATH)")
     declared = [e for e in description.entities if isinstance(e, DeclareLaunchArgument)]
-    assert {d.name for d in declared} >= {*module.PARAMETER_ARGUMENTS, "params_file", "log_level", "respawn"}
+    assert {d.name for d in declared} >= {*module.parameter_arguments(), "params_file", "log_level", "respawn"}
     context = LaunchContext()
     for argument in declared:
         context.launch_configurations[argument.name] = "" if argument.default_value is None else \

@@ -25,6 +25,7 @@ class Frame:
     depth: Any = None  # the depth Image nearest in stamp seen so far
     depth_gap: float = math.inf  # |depth stamp - frame stamp| of ``depth``
     camera_info: Any = None  # the camera_info current when the frame arrived (or the first one after it)
+    stamp_repeated: bool = False  # stamped as the camera's frame before it: its stamp names no single depth image
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def offer_depth(self, stamp: float, depth: Any) -> None:
@@ -96,6 +97,11 @@ class StampMatcher:
         """(stamp, item) nearest ``stamp``, or None when empty."""
         with self._lock:
             return min(self._items, key=lambda entry: abs(entry[0] - stamp), default=None)
+
+    def count_at(self, stamp: float) -> int:
+        """How many of the kept messages carry exactly ``stamp``."""
+        with self._lock:
+            return sum(1 for item_stamp, _ in self._items if item_stamp == stamp)
 
     def clear(self) -> None:
         with self._lock:

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Callable
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from . import depth_pairing
 from .buffers import Frame, LatestFrameSlot, StampMatcher
-from .conversions import compressed_to_rgb, depth_image_to_metres, image_to_rgb, intrinsics_from_camera_info, stamp_seconds
+from .conversions import compressed_to_rgb, image_to_rgb, stamp_seconds
 from .params import NodeSettings
 from .publishing import ResultPublisher
-from .qos import IMAGE_DEPTH, SENSOR_DEPTH, choose_sensor_qos, same_profile
+from .qos import IMAGE_DEPTH, SENSOR_DEPTH, choose_sensor_qos, overridable, overridden, same_profile
 
 if TYPE_CHECKING:
     from rclpy.lifecycle import LifecycleNode
@@ -26,28 +27,37 @@ def _join(namespace: str, name: str) -> str:
 
 
 class SensorSubscription:
-    """A subscription whose QoS follows its publishers (``image_qos: auto``): re-created when they change."""
+    """A subscription whose QoS follows its publishers (``image_qos: auto``): re-created when they change. A user's
+    `qos_overrides.<topic>.subscription.*` parameters win: such a topic keeps the QoS they give."""
 
     def __init__(self, node: "LifecycleNode", message_type: type, topic: str, callback: Callable, history: int) -> None:
         self.node, self.message_type, self.topic, self.callback, self.history = node, message_type, topic, callback, history
         self.subscription = None
-        self.qos: QoSProfile | None = None
+        self.requested: QoSProfile | None = None  # what the node chose (compared with the publishers' next time)
+        self.qos: QoSProfile | None = None  # what the subscription has (the choice, after any override)
 
     def match(self, setting: str, group) -> None:
+        fixed = overridden(self.node, self.topic)
+        if fixed and self.subscription is not None:
+            return
         profile, why = choose_sensor_qos(self.node, self.topic, setting, self.history)
-        if same_profile(self.qos, profile):
+        if same_profile(self.requested, profile):
             return
         # Not destroy(): readers of ``qos`` (diagnostics, the no-image warning) would see None between the two steps
         if self.subscription is not None:
             self.node.destroy_subscription(self.subscription)
-        self.subscription = self.node.create_subscription(self.message_type, self.topic, self.callback, profile, callback_group=group)
-        self.qos = profile
+        self.subscription = self.node.create_subscription(
+            self.message_type, self.topic, self.callback, profile, callback_group=group,
+            qos_overriding_options=overridable() if fixed else None)
+        self.requested, self.qos = profile, self.subscription.qos_profile
+        if fixed:
+            why = f"{self.qos.reliability.name.lower()} (qos_overrides)"
         self.node.get_logger().info(f"subscribed to {self.node.resolve_topic_name(self.topic)} with QoS {why}")
 
     def destroy(self) -> None:
         if self.subscription is not None:
             self.node.destroy_subscription(self.subscription)
-        self.subscription, self.qos = None, None
+        self.subscription, self.requested, self.qos = None, None, None
 
 
 class CameraStream:
@@ -57,7 +67,8 @@ class CameraStream:
     waits for the model and while the model runs on it, so how long the model takes never costs the 3D answer.
     """
 
-    def __init__(self, node: "LifecycleNode", namespace: str, on_rejected: Callable[[str], None]) -> None:
+    def __init__(self, node: "LifecycleNode", namespace: str, on_rejected: Callable[[str, str], None]) -> None:
+        """``on_rejected(text, kind)``: a frame rejected ("rejected") or without 3D for its depth input ("depth")."""
         self.node = node
         self.name = namespace.strip("/")
         self.image_topic = _join(namespace, "image")
@@ -78,17 +89,24 @@ class CameraStream:
         self.stale = 0  # frames older than the command they would have answered
         self.warned = False
         self.last_frame_time = time.monotonic()
-        self.publisher = ResultPublisher(node, "~" if not self.name else f"~/{self.name}")
+        self._last_stamp: float | None = None  # of the previous colour frame: a repeat cannot pick a depth image
+        self.publisher = ResultPublisher(node, "~" if not self.name else f"~/{self.name}", stream=self)
 
     @property
     def image_qos(self) -> QoSProfile | None:
         return self.image.qos if self.image is not None else None
 
     # subscriptions ------------------------------------------------------------------------------------------------
+    def image_transport_topic(self, settings: NodeSettings) -> str:
+        """The topic images arrive on: ``image`` (raw), or as image_transport names a transport's topic, the remapped
+        image topic + ``/compressed`` (``-r image:=/camera/color/image_raw`` -> /camera/color/image_raw/compressed)."""
+        if not settings.compressed:
+            return self.image_topic
+        return self.node.resolve_topic_name(self.image_topic) + "/compressed"
+
     def subscribe(self, settings: NodeSettings, group) -> None:
-        topic = self.image_topic + ("/compressed" if settings.image_compressed else "")
-        message_type = CompressedImage if settings.image_compressed else Image
-        self.image = SensorSubscription(self.node, message_type, topic, self._on_image, IMAGE_DEPTH)
+        message_type = CompressedImage if settings.compressed else Image
+        self.image = SensorSubscription(self.node, message_type, self.image_transport_topic(settings), self._on_image, IMAGE_DEPTH)
         self.sensors = [self.image]
         if settings.use_depth:
             self.sensors += [
@@ -110,6 +128,7 @@ class CameraStream:
         self.slot.clear()
         self.depth.clear()
         self.camera_info = self.latest = self.in_flight = None
+        self._last_stamp = None
 
     # callbacks: convert, pair, hand over, never block --------------------------------------------------------------
     def _on_image(self, msg) -> None:
@@ -118,11 +137,12 @@ class CameraStream:
         except ValueError as exc:
             self.rejected += 1
             self.reject_reason = str(exc)
-            self.on_rejected(f"{self.image_topic}: {exc}")
+            self.on_rejected(f"{self.image_topic}: {exc}", "rejected")
             self.node.get_logger().warning(f"{self.image_topic}: frame rejected: {exc}", throttle_duration_sec=5.0)
             return
         frame = Frame(rgb=rgb, header=msg.header, received=time.monotonic(), stamp=stamp_seconds(msg.header),
                       camera_info=self.camera_info)
+        frame.stamp_repeated, self._last_stamp = frame.stamp == self._last_stamp, frame.stamp
         with self._pairing_lock:
             self.slot.put(frame)
         # After the put: a depth image that came before is found here, one that comes later is offered to the slot.
@@ -171,37 +191,18 @@ class CameraStream:
             time.sleep(poll_s)
 
     def depth_for(self, frame: Frame, settings: NodeSettings):
-        """(depth in metres or None, intrinsics or None, reason text: empty when a 3D answer is possible)."""
-        if not settings.use_depth:
-            return None, None, "depth disabled"
-        tolerance = settings.depth_sync_tolerance_s
-        # Depth images are offered to a frame only while it waits in the slot or is in flight; its own one may have
-        # come after a newer frame took the slot (tracking, a late depth stream), or it never waited (a service request).
-        if (nearest := self.depth.nearest(frame.stamp)) is not None:
-            frame.offer_depth(*nearest)
-        msg, gap = frame.paired_depth(tolerance)
-        camera_info = frame.camera_info or self.camera_info
-        intrinsics, info_reason = None, "no camera_info"
-        if camera_info is not None:
-            try:
-                intrinsics, info_reason = intrinsics_from_camera_info(camera_info), ""
-            except ValueError as exc:  # received, but no camera model can be made of it
-                info_reason = f"camera_info unusable: {exc}"
-        if msg is None:
-            if frame.depth is None and len(self.depth) == 0:
-                return None, intrinsics, "no depth image"
-            return None, intrinsics, f"no depth image within the stamp tolerance of {tolerance:g} s (nearest {gap:.3f} s away)"
-        if info_reason:
-            return None, None, info_reason
-        try:
-            return depth_image_to_metres(msg, settings.depth_scale), intrinsics, ""
-        except ValueError as exc:
-            self.node.get_logger().warning(f"{self.depth_topic}: {exc}", throttle_duration_sec=5.0)
-            return None, intrinsics, f"bad depth image: {exc}"
+        """(depth in metres or None, intrinsics or None, reason text: empty when a 3D answer is possible); see
+        ros/depth_pairing.py for when depth may not be used."""
+        return depth_pairing.depth_for(self, frame, settings)
+
+    def depth_problem(self, text: str) -> None:
+        """A frame got no 3D answer for a reason of the depth input itself: say so (rate-limited) and count it."""
+        self.on_rejected(f"{self.depth_topic}: {text}", "depth")
+        self.node.get_logger().warning(f"no 3D answer: {text}", throttle_duration_sec=10.0)
 
     def why_no_images(self) -> str:
-        topic = self.node.resolve_topic_name(self.image_topic)
-        publishers = self.node.get_publishers_info_by_topic(self.image.topic if self.image else topic)
+        topic = self.node.resolve_topic_name(self.image.topic if self.image else self.image_topic)
+        publishers = self.node.get_publishers_info_by_topic(topic)
         if self.rejected:
             return f"{self.rejected} frame(s) on {topic} were rejected: {self.reject_reason}"
         if not publishers:

@@ -23,7 +23,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header, String
 
 from ..engine.commands import ParsedCommand, parse_command
-from .qos import RELIABLE_10
+from .qos import RELIABLE_10, overridable
 
 if TYPE_CHECKING:
     from .node import MLLMSegNode
@@ -137,9 +137,10 @@ class CommandHandler:
         """On configure: listen from now on, also while inactive."""
         from ..msg import CommandStatus
 
-        self.publisher = self.node.create_publisher(CommandStatus, "~/command_status", STATUS_QOS)
+        self.publisher = self.node.create_publisher(CommandStatus, "~/command_status", STATUS_QOS,
+                                                    qos_overriding_options=overridable())
         self.subscription = self.node.create_subscription(String, "command", self._on_message, RELIABLE_10,
-                                                          callback_group=self.group)
+                                                          callback_group=self.group, qos_overriding_options=overridable())
 
     def destroy(self) -> None:
         """On cleanup: stop listening (the target is forgotten with the model)."""

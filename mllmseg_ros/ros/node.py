@@ -10,11 +10,11 @@ import dataclasses
 import threading
 import time
 from functools import partial
+from typing import Sequence
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rcl_interfaces.msg import SetParametersResult
@@ -23,20 +23,32 @@ from std_msgs.msg import Header
 from .buffers import Frame
 from .camera_stream import CameraStream
 from .commands import CommandHandler
-from .diagnostics import RecentProblems, segmentation_status
+from .diagnostics import HINT_PERIOD_S, RecentProblems, ThreeDOutcomes, node_errors, node_status
 from .engine_setup import apply_options, dtype_name, load_segmenter, release_gpu_memory
-from .params import SPECS, NodeSettings, declare_parameters, owned, validate
-from .publishing import build_array
-from .qos import RELIABLE_10
+from .param_sources import ros_arguments, unused_parameters
+from .params import NodeSettings, check_changes, declare_parameters, owned, start_value
+from .publishing import OutputGate, build_array
+from .qos import RELIABLE_10, overridable
 from .segment_service import SegmentService
 from .target import ActiveCommand, Target
 from .tracking import TrackingWorker
 
+STOP_WAIT_S = 0.1  # deactivate/shutdown wait this long for an idle inference thread, never for a model step
+
 
 class MLLMSegNode(LifecycleNode):
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, argv: Sequence[str] = (), startup_problems: Sequence[str] = (), **kwargs) -> None:
+        """``argv``: the process arguments (its params files are checked for values this node does not use);
+        ``startup_problems``: arguments rcl could not parse (left out; the node then refuses to configure)."""
         super().__init__("mllmseg_node", **kwargs)
-        declare_parameters(self)
+        self.parameter_problems = declare_parameters(self)  # {name: why its given value was not taken}
+        self.argument_problems = list(startup_problems)
+        self.unused_parameters = unused_parameters(ros_arguments(argv), self.get_fully_qualified_name(),
+                                                   lambda name: self.has_parameter(name) or name.startswith("qos_overrides."))
+        for problem in self.argument_problems + list(self.parameter_problems.values()):
+            self.get_logger().error(problem)
+        for problem in self.unused_parameters:
+            self.get_logger().warning(problem)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.settings: NodeSettings | None = None
         self.segmenter = None
@@ -45,61 +57,75 @@ class MLLMSegNode(LifecycleNode):
         self.target = Target()
         self.tracking = TrackingWorker(self)  # results for the frames between model answers (ros/tracking.py)
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # of the current worker: each activation starts one with its own
         self._worker: threading.Thread | None = None
+        self.output_gate = OutputGate()  # open only while active: nothing is published after deactivate
         self.is_active = False
+        self.not_configured = ""  # why the last configure failed ("" when it did not)
         self._last_result_time = 0.0
         self._last_latency_ms = 0.0
         self._errors = 0
         self._superseded = 0  # answers not published because the command changed while the model ran
-        self.problems = RecentProblems(window_s=self.get_parameter("diagnostics_window_s").value)
+        window_s = start_value(self, "diagnostics_window_s")
+        self.problems = RecentProblems(window_s)
+        self.health = ThreeDOutcomes(window_s)  # the 3D answers, for /diagnostics
         self._sensor_group = ReentrantCallbackGroup()
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self.commands = CommandHandler(self)  # spoken commands on their own callback group (ros/commands.py)
         self._service: SegmentService | None = None
-        self._timers: list = []
-        self._diagnostics_pub = None
+        self._last_hint = time.monotonic()  # a lasting ERROR is repeated after HINT_PERIOD_S
+        # /diagnostics and the watchdog from the start, on the steady clock: an unconfigured node says why, and with
+        # use_sim_time they run even before (or without) /clock
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_10,
+                                                      qos_overriding_options=overridable())
+        self._timers = [self.create_timer(1.0, self._watch_inputs, callback_group=self._timer_group, clock=steady)]
+        if (period := start_value(self, "diagnostics_period_s")) > 0:
+            self._timers.append(self.create_timer(period, self._publish_diagnostics, callback_group=self._timer_group,
+                                                  clock=steady))
 
     # parameters ----------------------------------------------------------------------------------------------------
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         # Parameters rclpy owns (use_sim_time, qos_overrides.*) are rclpy's business: accept them untouched.
         params = [p for p in params if owned(p.name)]
-        for param in params:
-            reason = validate(param.name, param.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
-            if self.settings is not None and not SPECS[param.name].runtime:
-                return SetParametersResult(
-                    successful=False, reason=f"{param.name} is read on configure; clean up and configure again to change it"
-                )
-        if self.settings is not None and params:
-            self._apply_runtime_parameters({p.name: p.value for p in params})
+        reason, changes = check_changes({p.name: p.value for p in params}, self.settings is not None, lambda n: start_value(self, n))
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
+        for name in changes:  # set right now: no longer a reason to refuse configure
+            self.parameter_problems.pop(name, None)
+        if self.settings is not None and changes:
+            self._apply_runtime_parameters(changes)
         return SetParametersResult(successful=True)
 
     def _apply_runtime_parameters(self, changes: dict) -> None:
-        """New values of run-time parameters (all validated) into the settings and the segmenter's options."""
-        changes = {k: tuple(v for v in value if v != "") if isinstance(value, list) else value for k, value in changes.items()}
+        """New values of run-time parameters (validated, as settings values) into the settings and the segmenter's
+        options."""
         self.settings = dataclasses.replace(self.settings, **changes)
         if self.segmenter is not None:
             apply_options(self.segmenter.options, self.settings)
 
     # lifecycle -----------------------------------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
-        self.settings = settings = NodeSettings.from_node(self)
+        if self.argument_problems or self.parameter_problems:  # each was said in full at the start
+            wrong = ", ".join([*self.parameter_problems, *(["arguments rcl could not parse"] if self.argument_problems else [])])
+            return self._configure_failed(f"wrong values for {wrong} (see above); set them right and configure again")
+        try:
+            settings = NodeSettings.from_node(self)
+        except ValueError as exc:
+            return self._configure_failed(str(exc))
         if not settings.model_path:
-            self.get_logger().error("model_path is empty: set it to an MLLMSeg checkpoint folder")
-            self.settings = None
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed("model_path is empty: set it to an MLLMSeg checkpoint folder")
         try:
             self.segmenter = load_segmenter(settings)
         except Exception as exc:  # a missing/corrupt model must fail the transition, not kill the process
-            self.get_logger().error(f"cannot load the model from {settings.model_path}: {exc}")
-            self.settings = None
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(f"cannot load the model from {settings.model_path}: {exc}")
+        self.settings, self.not_configured = settings, ""
+        if settings.image_compressed:
+            self.get_logger().warning("image_compressed is deprecated: use image_transport:=compressed")
         self.problems = RecentProblems(settings.diagnostics_window_s)
+        self.health = ThreeDOutcomes(settings.diagnostics_window_s)
         self.streams = [CameraStream(self, namespace, self._on_frame_rejected) for namespace in (settings.cameras or ("",))]
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_10)
         self._service = SegmentService(self, self._service_group)
         # Commands are heard from now on, also while inactive. Subscribed before the cameras: when a command and a
         # frame are ready together, the executor runs the callbacks in creation order, so a frame published after a
@@ -110,27 +136,31 @@ class MLLMSegNode(LifecycleNode):
             self.commands.handle(settings.initial_command)
         return TransitionCallbackReturn.SUCCESS
 
+    def _configure_failed(self, reason: str) -> TransitionCallbackReturn:
+        """The node stays up, unconfigured; the reason goes to the log now, to /diagnostics as ERROR until a
+        configure succeeds, and to the log again every HINT_PERIOD_S."""
+        self.settings, self.not_configured, self._last_hint = None, reason, time.monotonic()
+        self.get_logger().error(f"not configured: {reason}")
+        return TransitionCallbackReturn.FAILURE
+
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         for stream in self.streams:
             stream.subscribe(self.settings, self._sensor_group)
-        self._stop.clear()
-        self._worker = threading.Thread(target=self._run_worker, name="mllmseg_inference", daemon=True)
+        self._stop = threading.Event()  # a worker of an earlier activation may still finish its step: not with this
+        self._worker = threading.Thread(target=self._run_worker, args=(self._stop,), name="mllmseg_inference", daemon=True)
         self._worker.start()
         self.tracking.start()
-        self._timers = [self.create_timer(1.0, self._watch_inputs, callback_group=self._timer_group)]
-        if self.settings.diagnostics_period_s > 0:
-            self._timers.append(self.create_timer(self.settings.diagnostics_period_s, self._publish_diagnostics, callback_group=self._timer_group))
+        self.output_gate.open()
         self.is_active = True
         self.commands.activated()
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        """Stops the cameras; the command stays, and commands received meanwhile apply on activate (a pause)."""
+        """Stops the cameras and publishing at once; the command stays, and commands received meanwhile apply on
+        activate (a pause). A model step under way is not waited for: its answer is dropped."""
         self.is_active = False
+        self.output_gate.close()
         self._stop_worker()
-        for timer in self._timers:
-            self.destroy_timer(timer)
-        self._timers = []
         for stream in self.streams:
             stream.unsubscribe()
         return TransitionCallbackReturn.SUCCESS
@@ -140,8 +170,7 @@ class MLLMSegNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self.is_active = False
-        self._stop_worker()
+        self.shutdown_worker()
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
@@ -156,11 +185,8 @@ class MLLMSegNode(LifecycleNode):
         if self._service is not None:
             self._service.destroy()
             self._service = None
-        if self._diagnostics_pub is not None:
-            self.destroy_publisher(self._diagnostics_pub)
-            self._diagnostics_pub = None
-        with self.engine_lock:
-            self.segmenter = None
+        # Not under engine_lock: a model step under way keeps its own reference and ends unpublished (gate closed)
+        self.segmenter = None
         self.settings = None
         release_gpu_memory()
 
@@ -169,32 +195,40 @@ class MLLMSegNode(LifecycleNode):
         self._wake.set()
         self.tracking.wake()
 
-    def _stop_worker(self) -> None:
+    def _stop_worker(self) -> bool:
+        """Tell the inference and tracking threads to stop; wait for the inference thread at most STOP_WAIT_S (a
+        model step cannot be interrupted; its answer is not published: the gate is closed and its stop event set).
+        True when it is still in a model step."""
         self._stop.set()
         self._wake.set()
         self.tracking.stop()
-        if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(timeout=30.0)
-        self._worker = None
+        worker, self._worker = self._worker, None
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=STOP_WAIT_S)
+        return worker is not None and worker.is_alive()
 
-    def _run_worker(self) -> None:
-        while not self._stop.is_set():
+    def _run_worker(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             self._wake.wait(timeout=0.2)
             self._wake.clear()
-            if self.target.current is None or self._stop.is_set():
+            if self.target.current is None or stop.is_set():
                 continue  # frames wait in their slots: a command may still take one that is recent enough
             settings = self.settings
+            if settings is None:
+                continue
             if settings.max_rate_hz > 0:
                 wait = self._last_result_time + 1.0 / settings.max_rate_hz - time.monotonic()
                 if wait > 0:
-                    self._stop.wait(wait)
+                    stop.wait(wait)
             batch = self._take_frames()
             # Read after taking: a frame received after a command is answered with that command (or a newer one).
             command = self.target.current
             batch = self._fresh_for(command, batch, settings) if command is not None else []
             if batch:
-                self._process(batch, command, settings)
+                self._process(batch, command, settings, stop)
                 self._last_result_time = time.monotonic()
+            if stop.is_set():
+                return  # the streams belong to the next activation now
             for stream in self.streams:
                 stream.finish_frame()
             if batch and settings.mode == "once":
@@ -217,19 +251,22 @@ class MLLMSegNode(LifecycleNode):
                 stream.stale += 1
         return fresh
 
-    def _process(self, batch, command: ActiveCommand, settings: NodeSettings) -> None:
+    def _process(self, batch, command: ActiveCommand, settings: NodeSettings, stop: threading.Event) -> None:
         try:
             with self.engine_lock:
-                if self.segmenter is None:
+                segmenter = self.segmenter
+                if segmenter is None or stop.is_set():
                     return
-                results = self.segmenter.segment_batch([frame.rgb for _, frame in batch], [command.expressions] * len(batch))
-                timings = dict(self.segmenter.last_timings)
+                results = segmenter.segment_batch([frame.rgb for _, frame in batch], [command.expressions] * len(batch))
+                timings = dict(segmenter.last_timings)
         except Exception as exc:  # one bad frame (or CUDA OOM) must not stop the node
             self._errors += 1
             self.problems.add("errors", f"inference: {exc}")
             release_gpu_memory(after=exc)
             self.get_logger().error(f"inference failed on this frame: {exc}", throttle_duration_sec=5.0)
             return
+        if stop.is_set():
+            return  # deactivated or shutting down meanwhile: nothing goes out
         if not self.target.is_current(command):
             # "stop" or a new target arrived while the model ran: an answer to the old one must not move the robot.
             self._superseded += len(batch)
@@ -240,23 +277,37 @@ class MLLMSegNode(LifecycleNode):
                 depth, intrinsics, depth_reason = stream.depth_for(frame, settings)
                 lookup = time.perf_counter() - started
                 array = build_array(frame, command.text, frame_results, depth, intrinsics, depth_reason, timings, lookup)
-                publish = partial(stream.publisher.publish, array, frame, frame_results, settings.publish_markers)
-                if not self.target.publish_if_current(command, publish):  # a stop came meanwhile: it wins
-                    self._superseded += 1
+                publish, sent = partial(stream.publisher.publish, array, frame, frame_results, settings.publish_markers), []
+                if not self.target.publish_if_current(command, lambda: sent.append(publish())):
+                    self._superseded += 1  # a stop came meanwhile: it wins
                     continue
-                self.tracking.model_answered(stream, frame, command, frame_results)
+                if not sent[0]:
+                    return  # the output gate closed meanwhile (deactivate, shutdown)
                 stream.processed += 1
                 self._last_latency_ms = array.total_ms
             except Exception as exc:
                 self._errors += 1
                 self.problems.add("errors", f"publishing: {exc}")
                 self.get_logger().error(f"publishing results failed: {exc}", throttle_duration_sec=5.0)
+                continue
+            try:
+                self.tracking.model_answered(stream, frame, command, frame_results)
+            except Exception as exc:  # tracking's trouble is not the answer's: it was published
+                self._errors += 1
+                self.problems.add("errors", f"tracking: {exc}")
+                self.get_logger().error(f"tracking could not take this answer: {exc}", throttle_duration_sec=5.0)
 
-    def _on_frame_rejected(self, reason: str) -> None:
-        self.problems.add("rejected", reason)
+    def _on_frame_rejected(self, reason: str, kind: str = "rejected") -> None:
+        self.problems.add(kind, reason)
 
     # watchdog and diagnostics --------------------------------------------------------------------------------------
     def _watch_inputs(self) -> None:
+        """Every second of the steady clock from the start: a lasting ERROR is repeated in the log now and then;
+        while active, the subscriptions follow their publishers' QoS and a silent camera is reported."""
+        errors = node_errors(self)
+        if errors and time.monotonic() - self._last_hint > HINT_PERIOD_S:
+            self._last_hint = time.monotonic()
+            self.get_logger().error(f"still not working: {'; '.join(errors)}")
         settings = self.settings
         if not self.is_active or settings is None:
             return
@@ -264,22 +315,14 @@ class MLLMSegNode(LifecycleNode):
         for stream in self.streams:
             if settings.image_qos == "auto":
                 stream.match_qos(settings, self._sensor_group)
-            # Time in a ~/segment call is not silence (calls once held the executor; they now answer from a thread).
+            # A service call on a single-threaded executor holds back the image callbacks meanwhile: not silence.
             silent = now - max(stream.last_frame_time, self._service.finished if self._service else 0.0)
             if settings.no_image_warn_s > 0 and silent > settings.no_image_warn_s and not stream.warned:
                 stream.warned = True
                 self.get_logger().warning(f"no image for {silent:.0f} s: {stream.why_no_images()}")
 
     def _publish_diagnostics(self) -> None:
-        if self._diagnostics_pub is None or self.settings is None:
-            return
-        command = self.target.current
-        extra = {"last_latency_ms": round(self._last_latency_ms, 1), "command": command.text if command else "",
-                 **self.commands.diagnostics(), "answers_superseded": self._superseded,
-                 "tracked_published": self.tracking.published,
-                 "track_rate_hz": self.tracking.rate_hz(self.settings)}
-        status = segmentation_status(f"{self.get_name()}: segmentation", self.settings.device, self.counters(),
-                                     self.problems.recent(), self.settings.diagnostics_window_s, extra)
+        status = node_status(self)
         self._diagnostics_pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
 
     def counters(self) -> dict[str, int]:
@@ -292,38 +335,18 @@ class MLLMSegNode(LifecycleNode):
             "errors": self._errors,
         }
 
-    def shutdown_worker(self) -> None:
+    def shutdown_worker(self) -> bool:
+        """For the process's end: nothing is published from here on, and no thread is waited for longer than
+        STOP_WAIT_S. True when a model step is still running."""
         self.is_active = False
-        self._stop_worker()
+        self.output_gate.close()
+        return self._stop_worker()
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = MLLMSegNode()
-    # Single-threaded on purpose. The callbacks only hand work over (inference has its own thread, ~/segment answers
-    # from one of its own, so a command is never queued behind either), and rclpy's MultiThreadedExecutor is slow
-    # with large messages (measured in the README's "Node overhead"). Composed into a MultiThreadedExecutor, the
-    # node's callback groups (commands, cameras, service, timers) run side by side.
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    if node.get_parameter("autostart").value:
-        node.trigger_configure()
-        if node.settings is not None:
-            node.trigger_activate()
-    else:
-        name = node.get_fully_qualified_name()
-        node.get_logger().info(
-            f"unconfigured: waiting for a lifecycle configure and activate "
-            f"(ros2 lifecycle set {name} configure, then activate), or start with autostart:=true"
-        )
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.shutdown_worker()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    from .startup import run
+
+    run(MLLMSegNode, args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Every node parameter, declared in one place with its description, range and when it may change.
 
 ``declare_parameters`` registers them on a node; ``NodeSettings.from_node`` reads them into a frozen dataclass that
-the rest of the node uses (no ``get_parameter`` calls scattered through the code).
+the rest of the node uses (no ``get_parameter`` calls scattered through the code). Values are taken as people type
+them (ros/param_coercion.py): a wrong one is a reason in words, never an exception that ends the process.
 """
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from .param_coercion import coerce, expected, kind_of
 
 MODES = ("continuous", "once")
 QOS_CHOICES = ("auto", "reliable", "best_effort")
+TRANSPORTS = ("raw", "compressed")  # image_transport's names; compressed = sensor_msgs/CompressedImage (JPEG/PNG)
+DEPTH_REGISTERED = ("auto", "true", "false")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 TRACKING_CHOICES = ("auto", "on", "off")
 # track_rate_hz 0 while the model runs on the CPU: each millisecond of tracking there stalls inference (its threads
@@ -37,7 +44,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("model_path", "", "MLLMSeg checkpoint folder (config.json, *.safetensors, tokenizer files)"),
     ParameterSpec("device", "cpu", "torch device: cpu, cuda, cuda:1 ..."),
     ParameterSpec("dtype", "auto", "weights dtype; auto = float32 on CPU, bfloat16 on CUDA", choices=DTYPES),
-    ParameterSpec("threads", 0, "CPU threads for torch (0 = torch default)", int_range=(0, 256)),
+    ParameterSpec("threads", 0, "CPU threads for torch (0 = one fewer than the usable cores, at least 1: a busy "
+                  "robot computer answers faster so)", int_range=(0, 256)),
     ParameterSpec("quantization", "none", "8/4-bit ViT and LLM weights: int8 (torch, CPU float32), bnb-int8 or "
                   "bnb-nf4 (bitsandbytes)", choices=("none", "int8", "bnb-int8", "bnb-nf4")),
     ParameterSpec("cuda_graphs", True, "on a GPU, replay the ViT's and LLM's passes as CUDA graphs (faster; the first "
@@ -74,11 +82,21 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     # Inputs (read on configure)
     ParameterSpec("cameras", [""], "camera namespaces served by one model ([''] = one camera on relative topics "
                   "image, depth, camera_info); frames of several cameras are batched"),
-    ParameterSpec("image_compressed", False, "subscribe to sensor_msgs/CompressedImage on <image>/compressed"),
+    ParameterSpec("image_transport", "raw", "how images arrive, as image_transport names it: raw (sensor_msgs/Image "
+                  "on image) or compressed (sensor_msgs/CompressedImage on <image>/compressed, after remapping)",
+                  choices=TRANSPORTS),
+    ParameterSpec("image_compressed", False, "deprecated: true is image_transport: compressed"),
     ParameterSpec("image_qos", "auto", "QoS of the image, depth and camera_info subscriptions; auto = match each "
                   "topic's publishers' reliability/durability", choices=QOS_CHOICES),
     ParameterSpec("use_depth", True, "subscribe to depth + camera_info for 3D centroids"),
+    ParameterSpec("depth_registered", "auto", "whether depth is registered to the colour image (pixel for pixel, "
+                  "e.g. RealSense aligned_depth_to_color): auto = when the depth image's frame_id is the colour "
+                  "image's; true = trust it whatever the frame_id; false = never (2D only)", choices=DEPTH_REGISTERED),
     ParameterSpec("depth_scale", 0.001, "metres per unit of 16UC1 depth", float_range=(1e-6, 10.0)),
+    ParameterSpec("min_depth_m", 0.1, "depth values nearer than this are no measurement", runtime=True,
+                  float_range=(0.0, 1000.0)),
+    ParameterSpec("max_depth_m", 20.0, "depth values farther than this are no measurement (65.5 m from a 65535 "
+                  "no-return code, millimetres read as metres)", runtime=True, float_range=(0.0, 1000.0)),
     ParameterSpec("depth_sync_tolerance_s", 0.05, "max stamp difference between a colour frame and its depth frame",
                   float_range=(0.0, 10.0)),
     ParameterSpec("no_image_warn_s", 5.0, "warn (once, with the likely reason) when no image arrives this long",
@@ -96,7 +114,9 @@ SPECS = {spec.name: spec for spec in PARAMETERS}
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     text = spec.description + (f" (one of: {', '.join(spec.choices)})" if spec.choices else "")
-    descriptor = ParameterDescriptor(description=text, read_only=False)
+    # dynamic_typing: rclpy takes whatever type YAML gave (`off`, `1`); coerce() decides what it means
+    descriptor = ParameterDescriptor(description=text, read_only=False, dynamic_typing=True,
+                                     additional_constraints=f"{kind_of(spec.default)}: {expected(spec)}")
     if spec.float_range:
         descriptor.floating_point_range = [FloatingPointRange(from_value=spec.float_range[0], to_value=spec.float_range[1])]
     if spec.int_range:
@@ -104,9 +124,32 @@ def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     return descriptor
 
 
-def declare_parameters(node: Node) -> None:
+def declare_parameters(node: Node) -> dict[str, str]:
+    """Declare every parameter; each given value (override) is stored as the type it means (so `ros2 param get`
+    shows what the node uses). Returns {name: reason} for the values that cannot be taken: those parameters keep
+    their defaults, and the node refuses to configure until they are set right (``NodeSettings.from_node``)."""
+    problems = {}
     for spec in PARAMETERS:
-        node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        try:
+            value = node.declare_parameter(spec.name, spec.default, _descriptor(spec)).value
+        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:  # rclpy's own range check
+            problems[spec.name] = f"{spec.name}: {_given(node, spec.name)!r} is out of range; expected {expected(spec)}"
+            node.get_logger().debug(str(exc))
+            node.declare_parameter(spec.name, spec.default, _descriptor(spec), ignore_override=True)
+            continue
+        try:
+            meant = coerce(spec, value)
+        except ValueError as exc:
+            problems[spec.name] = str(exc)
+            continue
+        if type(meant) is not type(value) or meant != value:
+            node.set_parameters([Parameter(spec.name, value=meant)])
+    return problems
+
+
+def _given(node: Node, name: str) -> Any:
+    override = getattr(node, "_parameter_overrides", {}).get(name)  # rclpy keeps the overrides it was started with
+    return override.value if override is not None else None
 
 
 def owned(name: str) -> bool:
@@ -115,10 +158,48 @@ def owned(name: str) -> bool:
 
 
 def validate(name: str, value: Any) -> str | None:
-    """Why ``value`` is not acceptable for ``name`` (None when it is). Ranges are enforced by rclpy itself."""
-    spec = SPECS.get(name)
-    if spec is not None and spec.choices and value not in spec.choices:
-        return f"{name} must be one of {spec.choices}, got {value!r}"
+    """Why ``value`` is not acceptable for ``name`` (None when it is)."""
+    try:
+        coerce(SPECS[name], value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def settings_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Parameter values -> NodeSettings field values: coerced, lists as tuples without the '' placeholder."""
+    meant = {}
+    for name, value in values.items():
+        value = coerce(SPECS[name], value)
+        meant[name] = tuple(v for v in value if v != "") if isinstance(value, list) else value
+    return meant
+
+
+def check_changes(values: dict[str, Any], configured: bool, current) -> tuple[str | None, dict[str, Any]]:
+    """(why the parameter ``values`` cannot be set, or None; the settings values they mean). ``configured``: only
+    run-time parameters may change; ``current(name)``: the value a parameter not among ``values`` has now."""
+    for name, value in values.items():
+        if reason := validate(name, value):
+            return reason, {}
+        if configured and not SPECS[name].runtime:
+            return f"{name} is read on configure; clean up and configure again to change it", {}
+    changes = settings_values(values)
+    limits = {name: changes.get(name, current(name)) for name in ("min_depth_m", "max_depth_m")}
+    return depth_limits_problem(**limits), changes
+
+
+def start_value(node: Node, name: str) -> Any:
+    """A parameter needed before configure (or whatever the others hold): its value, or its default while the given
+    one is wrong."""
+    try:
+        return coerce(SPECS[name], node.get_parameter(name).value)
+    except ValueError:
+        return SPECS[name].default
+
+
+def depth_limits_problem(min_depth_m: float, max_depth_m: float) -> str | None:
+    if min_depth_m >= max_depth_m:
+        return f"min_depth_m ({min_depth_m:g}) must be below max_depth_m ({max_depth_m:g})"
     return None
 
 
@@ -144,10 +225,14 @@ class NodeSettings:
     track_rate_hz: float
     track_min_confidence: float
     cameras: tuple[str, ...]
+    image_transport: str
     image_compressed: bool
     image_qos: str
     use_depth: bool
+    depth_registered: str
     depth_scale: float
+    min_depth_m: float
+    max_depth_m: float
     depth_sync_tolerance_s: float
     no_image_warn_s: float
     publish_markers: bool
@@ -157,10 +242,20 @@ class NodeSettings:
 
     @classmethod
     def from_node(cls, node: Node) -> "NodeSettings":
-        values = {}
+        """The settings of ``node``'s current parameter values; ValueError naming every value that is not usable."""
+        values, problems = {}, []
         for f in fields(cls):
-            value = node.get_parameter(f.name).value
-            if isinstance(value, list):
-                value = tuple(v for v in value if v != "")
-            values[f.name] = value
+            try:
+                values.update(settings_values({f.name: node.get_parameter(f.name).value}))
+            except ValueError as exc:
+                problems.append(str(exc))
+        if not problems and (reason := depth_limits_problem(values["min_depth_m"], values["max_depth_m"])):
+            problems.append(reason)
+        if problems:
+            raise ValueError("; ".join(problems))
         return cls(**values)
+
+    @property
+    def compressed(self) -> bool:
+        """Images arrive as sensor_msgs/CompressedImage (image_transport: compressed, or the deprecated flag)."""
+        return self.image_transport == "compressed" or self.image_compressed

@@ -1,7 +1,10 @@
 """Engine results -> messages, and the per-camera output publishers."""
 from __future__ import annotations
 
+import threading
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 from geometry_msgs.msg import PointStamped
@@ -11,8 +14,9 @@ from sensor_msgs.msg import Image
 
 from ..engine.depth import Centroid3D, centroid_3d
 from ..engine.visualize import PALETTE, draw_overlay
-from .conversions import mono8_image, point, region_of_interest, rgb_image
-from .qos import RELIABLE_10
+from .conversions import intrinsics_from_camera_info, mono8_image, point, region_of_interest, rgb_image
+from .qos import RELIABLE_10, overridable
+from .vision_outputs import detection_2d_array, detection_3d_array, vision_messages
 
 # Images out: keep one, the newest; a slow RViz should not make us buffer frames.
 IMAGES_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
@@ -60,23 +64,86 @@ def build_array(frame, command: str, results, depth_m, intrinsics, depth_reason:
     return array
 
 
-class ResultPublisher:
-    """``<prefix>/segmentations``, ``/mask`` and ``/overlay`` (both built only when subscribed), ``/centroid``, ``/markers``."""
+class OutputGate:
+    """Results go out only while the gate is open: deactivate and shutdown close it, and once ``close`` returns
+    nothing more is published (publishing under way finishes first). An answer the model finishes after that is
+    dropped, so a paused or stopping node never moves the robot. Publishers do not wait for each other (the
+    tracking thread runs at a lower priority, and must not hold up the model's answers)."""
 
-    def __init__(self, node: Node, prefix: str) -> None:
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._open = False
+        self._publishing = 0
+
+    def open(self) -> None:
+        with self._changed:
+            self._open = True
+
+    def close(self, timeout: float = 1.0) -> None:
+        with self._changed:
+            self._open = False
+            self._changed.wait_for(lambda: self._publishing == 0, timeout=timeout)
+
+    @contextmanager
+    def publishing(self) -> Iterator[bool]:
+        """``with gate.publishing() as may: if may: publish(...)``: ``close`` waits until such a block has ended."""
+        with self._changed:
+            may = self._open
+            self._publishing += may
+        try:
+            yield may
+        finally:
+            if may:
+                with self._changed:
+                    self._publishing -= 1
+                    self._changed.notify_all()
+
+
+class ResultPublisher:
+    """``<prefix>/segmentations``, ``/mask`` and ``/overlay`` (both built only when subscribed), ``/centroid``,
+    ``/markers``, and where vision_msgs is installed ``/detections`` and ``/detections_3d`` (built only when
+    subscribed). Every publisher takes `qos_overrides.<topic>.publisher.*` parameters."""
+
+    def __init__(self, node: Node, prefix: str, stream=None) -> None:
         from visualization_msgs.msg import MarkerArray
 
         from ..msg import SegmentationArray
 
         self.node = node
-        self.segmentations = node.create_publisher(SegmentationArray, f"{prefix}/segmentations", RELIABLE_10)
-        self.mask = node.create_publisher(Image, f"{prefix}/mask", IMAGES_QOS)
-        self.centroid = node.create_publisher(PointStamped, f"{prefix}/centroid", RELIABLE_10)
-        self.overlay = node.create_publisher(Image, f"{prefix}/overlay", IMAGES_QOS)
-        self.markers = node.create_publisher(MarkerArray, f"{prefix}/markers", RELIABLE_10)
+        self.stream = stream  # its camera_info gives the 3D detections' box size
+        self.gate: OutputGate | None = getattr(node, "output_gate", None)
+        self.monitor = getattr(node, "health", None)  # counts the 3D answers for /diagnostics
+        self._publishers = []
 
-    def publish(self, array, frame, results, with_markers: bool) -> None:
+        def publisher(message_type, name, qos):
+            made = node.create_publisher(message_type, f"{prefix}/{name}", qos, qos_overriding_options=overridable())
+            self._publishers.append(made)
+            return made
+
+        self.segmentations = publisher(SegmentationArray, "segmentations", RELIABLE_10)
+        self.mask = publisher(Image, "mask", IMAGES_QOS)
+        self.centroid = publisher(PointStamped, "centroid", RELIABLE_10)
+        self.overlay = publisher(Image, "overlay", IMAGES_QOS)
+        self.markers = publisher(MarkerArray, "markers", RELIABLE_10)
+        self.vision = vision_messages()
+        if self.vision is not None:
+            self.detections = publisher(self.vision.Detection2DArray, "detections", RELIABLE_10)
+            self.detections_3d = publisher(self.vision.Detection3DArray, "detections_3d", RELIABLE_10)
+
+    def publish(self, array, frame, results, with_markers: bool) -> bool:
+        """Publish one frame's results; False when the gate is closed (nothing was sent)."""
+        if self.gate is None:
+            self._publish(array, frame, results, with_markers)
+            return True
+        with self.gate.publishing() as may:
+            if may:
+                self._publish(array, frame, results, with_markers)
+            return may
+
+    def _publish(self, array, frame, results, with_markers: bool) -> None:
         self.segmentations.publish(array)
+        if self.monitor is not None:
+            self.monitor.record_3d(array)
         if self.mask.get_subscription_count() > 0:  # a full-size image: not built for nobody
             union = np.zeros(frame.rgb.shape[:2], bool)
             for result in results:
@@ -92,6 +159,20 @@ class ResultPublisher:
             self.overlay.publish(rgb_image(draw_overlay(frame.rgb, results), frame.header))
         if with_markers:
             self.markers.publish(self._markers(array, frame.header))
+        if self.vision is not None:
+            if self.detections.get_subscription_count() > 0:
+                self.detections.publish(detection_2d_array(self.vision, array))
+            if self.detections_3d.get_subscription_count() > 0:
+                self.detections_3d.publish(detection_3d_array(self.vision, array, self._focal_lengths(frame)))
+
+    def _focal_lengths(self, frame) -> tuple[float, float] | None:
+        """(fx, fy) of the frame's camera at the frame's size, or None without a usable camera_info."""
+        info = frame.camera_info or (self.stream.camera_info if self.stream is not None else None)
+        try:
+            intrinsics = intrinsics_from_camera_info(info).scaled_to(frame.rgb.shape[1], frame.rgb.shape[0])
+        except (AttributeError, ValueError):  # none yet, or unusable (its reason is in centroid_3d_status)
+            return None
+        return intrinsics.fx, intrinsics.fy
 
     @staticmethod
     def _markers(array, header):
@@ -119,5 +200,5 @@ class ResultPublisher:
         return markers
 
     def destroy(self) -> None:
-        for publisher in (self.segmentations, self.mask, self.centroid, self.overlay, self.markers):
+        for publisher in self._publishers:
             self.node.destroy_publisher(publisher)

@@ -8,12 +8,26 @@ reliability and durability, and the node re-creates it if they change.
 from __future__ import annotations
 
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
 
 IMAGE_DEPTH = 1  # colour frames: keep only the newest in the middleware too
 SENSOR_DEPTH = 5  # depth and camera_info: a few, so a burst does not replace a frame's depth before it is paired
 # Commands, results, diagnostics: every message counts.
 RELIABLE_10 = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def overridable() -> QoSOverridingOptions:
+    """For every endpoint: `qos_overrides.<topic>.<publisher|subscription>.<policy>` parameters (a params file or
+    -p) replace these policies of the profile the node chose."""
+    return QoSOverridingOptions(policy_kinds=(QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH, QoSPolicyKind.RELIABILITY,
+                                              QoSPolicyKind.DURABILITY))
+
+
+def overridden(node: Node, topic: str, kind: str = "subscription") -> bool:
+    """Whether the node was started with a QoS override for ``topic``'s ``kind`` (publisher or subscription)."""
+    prefix = f"qos_overrides.{node.resolve_topic_name(topic)}.{kind}."
+    return any(name.startswith(prefix) for name in getattr(node, "_parameter_overrides", {}))
 
 
 def sensor_qos(reliability: ReliabilityPolicy, durability: DurabilityPolicy = DurabilityPolicy.VOLATILE,

@@ -44,7 +44,7 @@ class TrackedResult:
 
     expression: str
     found: bool
-    confidence: float  # P([SEG]) of the model answer the track rests on
+    confidence: float  # P(target found): the answer's, at most the track's confidence; 0 when the track is lost
     mask: np.ndarray
     bbox: tuple[int, int, int, int] | None
     centroid: tuple[float, float] | None
@@ -57,9 +57,19 @@ def tracked_results(expressions: list[str], confidences: list[float], states: li
     results = []
     for expression, confidence, state in zip(expressions, confidences, states):
         geometry = mask_geometry(state.mask, centroid_of_largest_component)
-        results.append(TrackedResult(expression, state.found and geometry.area > 0, confidence, state.mask,
+        found = state.found and geometry.area > 0
+        # P(target found) on this frame: the answer's, as far as the track still holds; none once the track is lost
+        results.append(TrackedResult(expression, found, min(confidence, state.confidence) if found else 0.0, state.mask,
                                      geometry.bbox, geometry.centroid, geometry.area))
     return results
+
+
+# OpenCV's DIS optical flow refuses pictures under 12 px a side; such frames get model answers only
+MIN_TRACKING_SIDE_PX = 12
+
+
+def trackable(frame: Frame) -> bool:
+    return min(frame.rgb.shape[:2]) >= MIN_TRACKING_SIDE_PX
 
 
 def mean_interval(times) -> float | None:
@@ -79,7 +89,7 @@ class _Answer:
     serial: int
     expressions: list[str]
     stamps: list[float]  # of the answered frame, per target
-    confidences: list[float]  # P([SEG]), per target
+    confidences: list[float]  # P(target found) of the answer, per target
 
 
 @dataclass
@@ -153,7 +163,11 @@ class TrackingWorker:
         """A model answer to ``frame`` (already published as the model's): it re-anchors this camera's track."""
         camera = self._camera(stream)
         camera.answer_times.append(time.monotonic())
-        if not self.wanted(self.node.settings, camera):
+        if not trackable(frame):
+            self.node.get_logger().warning(f"{frame.rgb.shape[1]}x{frame.rgb.shape[0]} frames are too small to track "
+                                           f"(optical flow needs {MIN_TRACKING_SIDE_PX} px a side): model answers "
+                                           "only", throttle_duration_sec=60.0)
+        if not trackable(frame) or not self.wanted(self.node.settings, camera):
             camera.tracker.reset()
             camera.answer = None
             return
@@ -202,10 +216,10 @@ class TrackingWorker:
         if new_frame:
             camera.last_seen = frame_key(frame)
             camera.arrivals.append(frame.received)
-        if command is None or not self.wanted(settings, camera):
+        if command is None or not self.wanted(settings, camera) or (frame is not None and not trackable(frame)):
             return
         flying = stream.in_flight  # the frame the model works on: keep a chain from it, so its answer comes forward
-        if flying is not None and frame_key(flying) != camera.remembered:
+        if flying is not None and frame_key(flying) != camera.remembered and trackable(flying):
             camera.remembered = frame_key(flying)
             camera.tracker.remember(flying.rgb, camera.remembered)
         if camera.tracker.config.min_confidence != settings.track_min_confidence:

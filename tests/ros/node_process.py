@@ -16,6 +16,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+STEP_STARTED = "slow model: inference step started"  # slow_node.py prints it as each model step begins
 
 
 def node_command() -> list[str]:

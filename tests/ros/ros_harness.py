@@ -222,3 +222,35 @@ def commanded(ros, make_node, checkpoint, command: str = "the red cup", **params
     driver.send_command(command)
     assert wait_for(lambda: node.target.current is not None)
     return node, driver
+
+
+def call_service(node, service_type, name: str, request, timeout: float = WAIT_S):
+    """``request`` to the service ``name`` from ``node`` (spun by the test's executor): the response, or None."""
+    client = node.create_client(service_type, name)
+    try:
+        if not client.wait_for_service(timeout_sec=timeout):
+            return None
+        future = client.call_async(request)
+        return future.result() if wait_for(future.done, timeout) else None
+    finally:
+        node.destroy_client(client)
+
+
+def get_parameters(node, target: str, names: list[str]) -> dict:
+    """The values of ``names`` on the node ``target`` (fully qualified), read through its parameter service."""
+    from rcl_interfaces.srv import GetParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    response = call_service(node, GetParameters, f"{target}/get_parameters", GetParameters.Request(names=names))
+    assert response is not None, f"no answer from {target}/get_parameters"
+    return {name: parameter_value_to_python(value) for name, value in zip(names, response.values)}
+
+
+def change_state(node, target: str, transition: int) -> bool:
+    """A lifecycle transition of ``target`` (lifecycle_msgs/Transition id) through its change_state service."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    response = call_service(node, ChangeState, f"{target}/change_state",
+                            ChangeState.Request(transition=Transition(id=transition)))
+    return bool(response and response.success)

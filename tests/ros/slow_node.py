@@ -13,12 +13,15 @@ import time
 from mllmseg_ros.engine.segmenter import Segmenter
 from mllmseg_ros.ros.node import main
 
+from node_process import STEP_STARTED
+
 DELAY_S = float(os.environ.get("MLLMSEG_TEST_DELAY_S", "1.0"))
 _segment_batch = Segmenter.segment_batch
 _segment = Segmenter.segment
 
 
 def slow_segment_batch(self, *args, **kwargs):
+    print(STEP_STARTED, flush=True)  # tests wait for this to act mid-inference
     time.sleep(DELAY_S)
     return _segment_batch(self, *args, **kwargs)
 

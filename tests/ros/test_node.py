@@ -284,7 +284,7 @@ def test_compressed_images_and_markers(ros, make_node, seg_checkpoint):
     from sensor_msgs.msg import CompressedImage
     from visualization_msgs.msg import MarkerArray
 
-    node = make_node(seg_checkpoint, image_compressed=True, image_qos="reliable", threshold=0.0, publish_markers=True)
+    node = make_node(seg_checkpoint, image_transport="compressed", image_qos="reliable", threshold=0.0, publish_markers=True)
     driver = ros.driver()
     publisher = driver.node.create_publisher(CompressedImage, "/image/compressed", 10)
     markers = []
@@ -298,7 +298,7 @@ def test_compressed_images_and_markers(ros, make_node, seg_checkpoint):
     assert wait_for(lambda: node.target.current is not None)
     ok, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))
     msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
-    msg.header.stamp.nanosec = 3
+    msg.header.stamp.nanosec, msg.header.frame_id = 3, "camera_optical"  # the depth image's: registered
     publisher.publish(msg)
     assert wait_for(lambda: driver.arrays)
     assert driver.arrays[0].segmentations[0].mask.width == 64
