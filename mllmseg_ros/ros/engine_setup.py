@@ -2,6 +2,8 @@
 GPU memory handed back after a failure or a cleanup."""
 from __future__ import annotations
 
+import os
+
 from ..engine.commands import DEFAULT_COMMAND_PREFIXES, DEFAULT_STOP_PHRASES
 from .params import NodeSettings
 
@@ -11,6 +13,13 @@ def dtype_name(settings: NodeSettings) -> str:
     if settings.dtype != "auto":
         return settings.dtype
     return "bfloat16" if settings.device.startswith("cuda") else "float32"
+
+
+def torch_threads(settings: NodeSettings) -> int:
+    """``threads``, or for 0 one fewer than the usable cores (at least one): the camera driver, ROS and this node's
+    tracking thread keep a core, and torch's threads, which wait for each other at every step, are not left waiting
+    for one that another process holds (benchmarks/README.md, "Threads on a busy CPU")."""
+    return settings.threads or max(1, len(os.sched_getaffinity(0)) - 1)
 
 
 def load_segmenter(settings: NodeSettings):
@@ -23,7 +32,7 @@ def load_segmenter(settings: NodeSettings):
     apply_options(options, settings)
     return Segmenter.from_pretrained(
         settings.model_path, device=settings.device, dtype=getattr(torch, dtype_name(settings)),
-        threads=settings.threads or None, quantization=None if settings.quantization == "none" else settings.quantization,
+        threads=torch_threads(settings), quantization=None if settings.quantization == "none" else settings.quantization,
         allow_pickle=settings.allow_pickle, options=options, cuda_graphs=settings.cuda_graphs,
     )
 
