@@ -6,8 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from mllmseg_ros.engine.depth import (DepthLimits, PinholeIntrinsics, centroid_3d, deproject, depth_samples_in_mask,
-                                     depth_to_metres, float_depth_unit_problem)
+from mllmseg_ros.engine.depth import PinholeIntrinsics, centroid_3d, deproject, depth_samples_in_mask, depth_to_metres
 
 K = [500.0, 0.0, 319.5, 0.0, 500.0, 239.5, 0.0, 0.0, 1.0]
 
@@ -133,6 +132,8 @@ def test_16_bit_no_return_codes_are_no_distance():
 
 
 def test_depth_limits_leave_out_impossible_values_and_say_so():
+    from mllmseg_ros.engine.depth import DepthLimits
+
     depth = np.full((480, 640), 700.0, np.float32)  # millimetres read as metres
     result = centroid_3d(box_mask(), (439.5, 239.5), depth, PinholeIntrinsics.from_k(K, 640, 480), DepthLimits(0.1, 20.0))
     assert result.point is None and result.status == "no valid depth inside the mask (6400 values outside 0.1-20 m)"
@@ -148,6 +149,8 @@ def test_depth_limits_leave_out_impossible_values_and_say_so():
     ((30000.0, 60000.0), False),  # a thousandth is beyond the far limit too: not plausibly millimetres
 ])
 def test_float_depth_in_millimetres_is_recognised(values, millimetres):
+    from mllmseg_ros.engine.depth import DepthLimits, float_depth_unit_problem
+
     depth = np.linspace(*values, 640 * 480, dtype=np.float32).reshape(480, 640)
     depth[::7, ::5] = np.nan  # holes do not change the verdict
     problem = float_depth_unit_problem(depth, DepthLimits(0.1, 20.0))

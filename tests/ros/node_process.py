@@ -33,6 +33,13 @@ def params_file(folder: Path, **overrides) -> Path:
     return path
 
 
+def params_yaml(path: Path, texts: dict[str, str], key: str = "/**", extra: str = "") -> Path:
+    """A params file with each value written as a person writes it (``off``, ``1``; not as yaml.dump quotes it)."""
+    lines = [f"{key}:", "  ros__parameters:", *(f"    {name}: {text}" for name, text in texts.items())]
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return path
+
+
 class NodeProcess:
     """A running node; its output is read as it comes (``wait_for_output``) and kept in ``output``."""
 

@@ -1,16 +1,12 @@
-"""The node in this process: run-time parameters as typed, deactivate during a model step, visible failures, tiny
-frames, the output gate and the 3D health that /diagnostics reports."""
+"""The node in this process: run-time parameters as typed, deactivate during a model step, a lasting failure in the
+log, tiny frames, the threads default."""
 from __future__ import annotations
 
-import threading
 import time
 
-import pytest
 from rclpy.parameter import Parameter
 
-from mllmseg_ros.ros.diagnostics import MIN_3D_FAILURES, ThreeDOutcomes
-from mllmseg_ros.ros.publishing import OutputGate
-from ros_harness import commanded, rgb_msg, slow_down, wait_for
+from ros_harness import commanded, connected, rgb_msg, slow_down, wait_for
 
 
 def test_run_time_parameters_take_values_as_typed(ros, make_node, seg_checkpoint):
@@ -39,14 +35,8 @@ def test_deactivate_during_a_model_step_returns_at_once_and_drops_its_answer(ros
     assert took < 0.5, took
     assert not driver.arrays and node.streams[0].processed == 0
     node.trigger_activate()  # and on again: a new step answers
-    assert connected_again(node, driver)
+    assert connected(node, driver)
     assert wait_for(lambda: (driver.image.publish(rgb_msg(stamp_ns=2)), bool(driver.arrays))[1], interval=0.5, timeout=20)
-
-
-def connected_again(node, driver) -> bool:
-    from ros_harness import connected
-
-    return connected(node, driver)
 
 
 def test_a_lasting_failure_is_repeated_in_the_log_now_and_then(ros, make_node, monkeypatch, capfd):
@@ -69,46 +59,19 @@ def test_frames_too_small_to_track_get_model_answers_and_no_error(ros, make_node
     assert node.counters()["errors"] == 0 and not node.problems.recent()
 
 
-def test_the_output_gate_waits_for_publishing_under_way_and_then_stays_shut():
-    gate = OutputGate()
-    with gate.publishing() as may:
-        assert not may  # shut until opened
-    gate.open()
-    inside, closed = threading.Event(), threading.Event()
+def test_threads_0_leaves_a_core_to_the_rest_of_the_robot(monkeypatch):
+    """torch's threads wait for each other at every step: beside a busy process one thread per core was 18x slower
+    for the demo model on 2 cores (benchmarks/README.md, "Threads on a busy CPU")."""
+    import os
 
-    def publish() -> None:
-        with gate.publishing() as may:
-            assert may
-            inside.set()
-            time.sleep(0.3)
-            assert not closed.is_set()  # close() waits for this block
+    from mllmseg_ros.ros.engine_setup import torch_threads
 
-    thread = threading.Thread(target=publish)
-    thread.start()
-    assert inside.wait(5)
-    gate.close()
-    closed.set()
-    thread.join()
-    with gate.publishing() as may:
-        assert not may
-
-
-class _Array:
-    def __init__(self, valid: bool, status: str, found: bool = True):
-        from types import SimpleNamespace
-
-        self.segmentations = [SimpleNamespace(found=found, centroid_3d_valid=valid, centroid_3d_status=status)]
-
-
-def test_3d_health_fails_only_when_every_recent_answer_had_no_3d_for_a_fault():
-    health = ThreeDOutcomes(window_s=10.0)
-    for _ in range(MIN_3D_FAILURES):
-        health.record_3d(_Array(False, "no depth image"))  # no depth stream at all: 2D by choice, not a fault
-        health.record_3d(_Array(False, "target not found", found=False))
-    assert health.failing() == ""
-    for _ in range(MIN_3D_FAILURES):
-        health.record_3d(_Array(False, "camera_info unusable: fx = 0: the focal lengths must be finite and positive"))
-    assert "camera_info unusable" in health.failing()
-    health.record_3d(_Array(True, "ok"))
-    assert health.failing() == "" and health.summary()[:2] == (2 * MIN_3D_FAILURES + 1, 1)
-    assert health.failing(now=time.monotonic() + 11.0) == ""  # the window has passed
+    settings = type("Settings", (), {"threads": 0})()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert torch_threads(settings) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert torch_threads(settings) == 7
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert torch_threads(settings) == 1
+    settings.threads = 2
+    assert torch_threads(settings) == 2
