@@ -31,7 +31,7 @@ FRAME_PERIOD_NS = 1_500_000_000
 MOTION_SECONDS = 4.0
 MOTION_FPS = 15.0
 MOTION_ANSWER_DELAY_S = 1.0
-TOPIC_REMAP = {"/camera/color/image_raw": "/image", "/camera/depth/image_rect_raw": "/depth",
+TOPIC_REMAP = {"/camera/color/image_raw": "/image", "/camera/aligned_depth_to_color/image_raw": "/depth",
                "/camera/color/camera_info": "/camera_info"}
 
 
@@ -60,7 +60,7 @@ def _frame_messages(t: int, image_rgb: np.ndarray, depth_mm: np.ndarray, k: list
     ))
     return [
         ("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo", info, t - 1),
-        ("/camera/depth/image_rect_raw", "sensor_msgs/msg/Image", depth_mm_image(depth_mm, image.header), t - 1),
+        ("/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image", depth_mm_image(depth_mm, image.header), t - 1),
         ("/camera/color/image_raw", "sensor_msgs/msg/Image", image, t),
         ("/ground_truth", "mllmseg_ros/msg/SegmentationArray", truth, t),
     ]
