@@ -69,3 +69,18 @@ def golden_model(golden_checkpoint: Path):
     from mllmseg_ros.model import MLLMSegModel
 
     return MLLMSegModel.from_pretrained(golden_checkpoint)
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_kept():
+    """A node made in the test process sets torch's process-wide thread count (its ``threads``, by default one fewer
+    than the cores): put it back afterwards, so that a later test runs as it would alone."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)

@@ -28,6 +28,12 @@ def seg_checkpoint(tmp_path_factory):
     return tiny_checkpoint(tmp_path_factory.mktemp("tiny_seg"), decision="SEG")
 
 
+def registered(depth, frame_id: str):
+    """Depth registered to the colour image carries its frame_id (else the node gives no 3D)."""
+    depth.header.frame_id = frame_id
+    return depth
+
+
 def make_bag(path, storage="mcap"):
     left_half = np.zeros((48, 64), bool)
     left_half[:, :32] = True
@@ -42,7 +48,7 @@ def make_bag(path, storage="mcap"):
         )
         messages += [
             ("/cam/camera_info", "sensor_msgs/msg/CameraInfo", camera_info_msg(), t - 1),
-            ("/cam/depth", "sensor_msgs/msg/Image", depth_msg(2.0, stamp_ns=t), t - 1),
+            ("/cam/depth", "sensor_msgs/msg/Image", registered(depth_msg(2.0, stamp_ns=t), "cam"), t - 1),
             ("/cam/image", "sensor_msgs/msg/Image", image, t),
             ("/ground_truth", "mllmseg_ros/msg/SegmentationArray", truth, t),
         ]
