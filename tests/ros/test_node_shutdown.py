@@ -13,7 +13,7 @@ from lifecycle_msgs.msg import Transition
 from node_process import STEP_STARTED, params_file, run_node
 from ros_harness import change_state, rgb_msg, wait_for
 
-DELAY_S = 6.0  # one model step: far longer than a clean stop may take
+DELAY_S = 4.0  # one model step: twice as long as a clean stop may take
 EXIT_WITHIN_S = 2.0  # ros2 launch escalates to SIGTERM after a few seconds
 
 
