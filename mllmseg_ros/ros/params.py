@@ -184,6 +184,8 @@ def check_changes(values: dict[str, Any], configured: bool, current) -> tuple[st
         if configured and not SPECS[name].runtime:
             return f"{name} is read on configure; clean up and configure again to change it", {}
     changes = settings_values(values)
+    if not {"min_depth_m", "max_depth_m"} & changes.keys():
+        return None, changes
     limits = {name: changes.get(name, current(name)) for name in ("min_depth_m", "max_depth_m")}
     return depth_limits_problem(**limits), changes
 

@@ -20,7 +20,10 @@ def test_run_time_parameters_take_values_as_typed(ros, make_node, seg_checkpoint
     assert not wrong.successful and "threshold: 'abc' is not a number" in wrong.reason
     crossed = node.set_parameters([Parameter("min_depth_m", value=30)])[0]
     assert not crossed.successful and "must be below max_depth_m" in crossed.reason
-    assert node.settings.threshold == 1.0 and node.settings.min_depth_m == 0.1
+    assert node.set_parameters([Parameter("max_depth_m", value=40), Parameter("min_depth_m", value=30)])[0].successful
+    assert (node.settings.min_depth_m, node.settings.max_depth_m) == (30.0, 40.0)
+    assert node.set_parameters([Parameter("use_sim_time", value=False)])[0].successful  # not the node's own
+    assert node.settings.threshold == 1.0
 
 
 def test_deactivate_during_a_model_step_returns_at_once_and_drops_its_answer(ros, make_node, seg_checkpoint):
