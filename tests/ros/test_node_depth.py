@@ -30,8 +30,16 @@ def node_process(seg_checkpoint, tmp_path_factory):
 
 @pytest.fixture()
 def driver(ros, node_process):
+    from rclpy.qos import ReliabilityPolicy
+
     driver = ros.driver()
     assert wait_for(lambda: all(p.get_subscription_count() > 0 for p in (driver.image, driver.depth, driver.info, driver.command)))
+
+    def matched(topic: str) -> bool:  # image_qos auto: the node re-subscribes RELIABLE once it sees our publishers
+        infos = driver.node.get_subscriptions_info_by_topic(topic)
+        return bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+
+    assert wait_for(lambda: all(matched(topic) for topic in ("/image", "/depth", "/camera_info")))
     driver.send_command("the red cup")
     return driver
 
