@@ -71,16 +71,21 @@ def golden_model(golden_checkpoint: Path):
     return MLLMSegModel.from_pretrained(golden_checkpoint)
 
 
+# torch's threads as the node's default, one fewer than the usable cores (ros/engine_setup.py): beside the other
+# processes of a shared 2-core machine, two threads made the demo model's held-out test take 284 s instead of 14 s
+# (benchmarks/README.md, "Threads on a busy CPU"). A node made in the test process sets its own count; it is put back.
+TORCH_THREADS = max(1, len(os.sched_getaffinity(0)) - 1)
+
+
 @pytest.fixture(autouse=True)
-def _torch_threads_kept():
-    """A node made in the test process sets torch's process-wide thread count (its ``threads``, by default one fewer
-    than the cores): put it back afterwards, so that a later test runs as it would alone."""
+def _torch_threads():
     try:
         import torch
     except ImportError:
         yield
         return
-    before = torch.get_num_threads()
+    if torch.get_num_threads() != TORCH_THREADS:
+        torch.set_num_threads(TORCH_THREADS)
     yield
-    if torch.get_num_threads() != before:
-        torch.set_num_threads(before)
+    if torch.get_num_threads() != TORCH_THREADS:
+        torch.set_num_threads(TORCH_THREADS)
