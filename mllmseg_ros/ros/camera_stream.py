@@ -10,10 +10,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from . import depth_pairing
 from .buffers import Frame, LatestFrameSlot, StampMatcher
+from .compressed_depth import decode_compressed_depth
 from .conversions import compressed_to_rgb, image_to_rgb, stamp_seconds
 from .params import NodeSettings
 from .publishing import ResultPublisher
-from .qos import IMAGE_DEPTH, SENSOR_DEPTH, choose_sensor_qos, overridable, overridden, same_profile
+from .qos import IMAGE_DEPTH, SENSOR_DEPTH, choose_sensor_qos, overridable, overridden, same_profile, sensor_setting
 
 if TYPE_CHECKING:
     from rclpy.lifecycle import LifecycleNode
@@ -97,20 +98,22 @@ class CameraStream:
         return self.image.qos if self.image is not None else None
 
     # subscriptions ------------------------------------------------------------------------------------------------
-    def image_transport_topic(self, settings: NodeSettings) -> str:
-        """The topic images arrive on: ``image`` (raw), or as image_transport names a transport's topic, the remapped
-        image topic + ``/compressed`` (``-r image:=/camera/color/image_raw`` -> /camera/color/image_raw/compressed)."""
-        if not settings.compressed:
-            return self.image_topic
-        return self.node.resolve_topic_name(self.image_topic) + "/compressed"
+    def transport_topic(self, topic: str, transport: str) -> str:
+        """``topic`` for the raw transport; for another, the topic image_transport gives it: the remapped topic +
+        ``/<transport>`` (``-r image:=/camera/color/image_raw`` -> /camera/color/image_raw/compressed; depth likewise
+        /compressedDepth)."""
+        return topic if transport == "raw" else f"{self.node.resolve_topic_name(topic)}/{transport}"
 
     def subscribe(self, settings: NodeSettings, group) -> None:
-        message_type = CompressedImage if settings.compressed else Image
-        self.image = SensorSubscription(self.node, message_type, self.image_transport_topic(settings), self._on_image, IMAGE_DEPTH)
+        image_transport = "compressed" if settings.compressed else "raw"
+        self.image = SensorSubscription(self.node, CompressedImage if settings.compressed else Image,
+                                        self.transport_topic(self.image_topic, image_transport), self._on_image, IMAGE_DEPTH)
         self.sensors = [self.image]
         if settings.use_depth:
+            depth_type = Image if settings.depth_transport == "raw" else CompressedImage
             self.sensors += [
-                SensorSubscription(self.node, Image, self.depth_topic, self._on_depth, SENSOR_DEPTH),
+                SensorSubscription(self.node, depth_type, self.transport_topic(self.depth_topic, settings.depth_transport),
+                                   self._on_depth, SENSOR_DEPTH),
                 SensorSubscription(self.node, CameraInfo, self.info_topic, self._on_camera_info, SENSOR_DEPTH),
             ]
         self.match_qos(settings, group)
@@ -119,7 +122,7 @@ class CameraStream:
 
     def match_qos(self, settings: NodeSettings, group) -> None:
         for sensor in self.sensors:
-            sensor.match(settings.image_qos, group)
+            sensor.match(sensor_setting(settings.image_qos, settings.network), group)
 
     def unsubscribe(self) -> None:
         for sensor in self.sensors:
@@ -153,7 +156,16 @@ class CameraStream:
         self.warned = False
         self.node.wake_worker()
 
-    def _on_depth(self, msg: Image) -> None:
+    def _on_depth(self, msg) -> None:
+        if isinstance(msg, CompressedImage):
+            # Decoded on arrival (a few ms for 640x480 PNG): from here on it is raw depth, paired and checked
+            # (registration, stamps, values: ros/depth_pairing.py) like any other
+            try:
+                msg = decode_compressed_depth(msg)
+            except ValueError as exc:
+                self.on_rejected(f"{self.depth_topic}: {exc}", "depth")
+                self.node.get_logger().warning(f"{self.depth_topic}: depth image rejected: {exc}", throttle_duration_sec=5.0)
+                return
         stamp = stamp_seconds(msg.header)
         self.depth.add(stamp, msg)
         for frame in self._waiting_frames():

@@ -23,7 +23,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header, String
 
 from ..engine.commands import ParsedCommand, parse_command
-from .qos import RELIABLE_10, overridable
+from .command_subscription import CommandSubscription
+from .qos import overridable
 
 if TYPE_CHECKING:
     from .node import MLLMSegNode
@@ -126,7 +127,8 @@ class CommandHandler:
         self.node = node
         self.group = MutuallyExclusiveCallbackGroup()  # never behind the camera, the service or the timers' groups
         self.log = OutcomeLog(node.get_logger())
-        self.subscription = None
+        # reliable, and latched while the planner publishes latched (ros/command_subscription.py)
+        self.subscription = CommandSubscription(node, "command", self._on_message, self.group)
         self.publisher = None
         self.last: Outcome | None = None
         self.counts: Counter[str] = Counter()
@@ -139,16 +141,18 @@ class CommandHandler:
 
         self.publisher = self.node.create_publisher(CommandStatus, "~/command_status", STATUS_QOS,
                                                     qos_overriding_options=overridable())
-        self.subscription = self.node.create_subscription(String, "command", self._on_message, RELIABLE_10,
-                                                          callback_group=self.group, qos_overriding_options=overridable())
+        self.subscription.create()
 
     def destroy(self) -> None:
         """On cleanup: stop listening (the target is forgotten with the model)."""
-        if self.subscription is not None:
-            self.node.destroy_subscription(self.subscription)
+        self.subscription.destroy()
         if self.publisher is not None:
             self.node.destroy_publisher(self.publisher)
-        self.subscription = self.publisher = None
+        self.publisher = None
+
+    def match_publishers(self) -> None:
+        """Latched or volatile, as the command's publishers are now (the node's watchdog calls it)."""
+        self.subscription.match()
 
     def activated(self) -> None:
         """Say what the node resumes with when commands came while it was inactive."""

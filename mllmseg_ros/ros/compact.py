@@ -23,7 +23,6 @@ from std_msgs.msg import Header
 from ..engine.preprocess import check_image_size
 from .conversions import compressed_image_size, mask_from_mono8
 
-MASK_FORMATS = ("image", "png", "none")
 # compressed_image_transport's format strings: "<raw encoding>; <codec> compressed <what the codec was given>"; a
 # grey PNG names no target encoding (the trailing space is theirs)
 MASK_PNG_FORMAT = "mono8; png compressed "

@@ -80,9 +80,10 @@ class MLLMSegNode(LifecycleNode):
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_10,
                                                       qos_overriding_options=overridable())
-        self._timers = [self.create_timer(1.0, self._watch_inputs, callback_group=self._timer_group, clock=steady)]
+        # not _timers: rclpy keeps the node's own list of timers under that name (the executor reads it)
+        self._watch_timers = [self.create_timer(1.0, self._watch_inputs, callback_group=self._timer_group, clock=steady)]
         if (period := start_value(self, "diagnostics_period_s")) > 0:
-            self._timers.append(self.create_timer(period, self._publish_diagnostics, callback_group=self._timer_group,
+            self._watch_timers.append(self.create_timer(period, self._publish_diagnostics, callback_group=self._timer_group,
                                                   clock=steady))
 
     # parameters ----------------------------------------------------------------------------------------------------
@@ -303,12 +304,16 @@ class MLLMSegNode(LifecycleNode):
     # watchdog and diagnostics --------------------------------------------------------------------------------------
     def _watch_inputs(self) -> None:
         """Every second of the steady clock from the start: a lasting ERROR is repeated in the log now and then;
-        while active, the subscriptions follow their publishers' QoS and a silent camera is reported."""
+        while configured, the command subscription follows its publishers' durability (commands are heard while
+        inactive too); while active, the sensor subscriptions follow their publishers' QoS and a silent camera is
+        reported."""
         errors = node_errors(self)
         if errors and time.monotonic() - self._last_hint > HINT_PERIOD_S:
             self._last_hint = time.monotonic()
             self.get_logger().error(f"still not working: {'; '.join(errors)}")
         settings = self.settings
+        if settings is not None:
+            self.commands.match_publishers()  # latched or not, as the command's publishers
         if not self.is_active or settings is None:
             return
         now = time.monotonic()

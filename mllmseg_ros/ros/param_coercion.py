@@ -90,11 +90,11 @@ def coerce(spec, value: Any) -> Any:
         text = value
     else:
         raise wrong
-    if spec.choices:
-        folded = text.strip().lower()
-        if folded not in spec.choices:
+    if spec.choices:  # any case (`Compressed`, `compresseddepth`); the choice as the node spells it
+        spelt = {choice.lower(): choice for choice in spec.choices}.get(text.strip().lower())
+        if spelt is None:
             raise wrong
-        return folded
+        return spelt
     return text
 
 

@@ -20,6 +20,10 @@ MODES = ("continuous", "once")
 QOS_CHOICES = ("auto", "reliable", "best_effort")
 TRANSPORTS = ("raw", "compressed")  # image_transport's names; compressed = sensor_msgs/CompressedImage (JPEG/PNG)
 DEPTH_REGISTERED = ("auto", "true", "false")
+NETWORKS = ("local", "remote")
+OUTPUT_QOS_CHOICES = ("reliable", "best_effort")
+DEPTH_TRANSPORTS = ("raw", "compressedDepth")
+MASK_FORMATS = ("image", "png", "none")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 TRACKING_CHOICES = ("auto", "on", "off")
 # track_rate_hz 0 while the model runs on the CPU: each millisecond of tracking there stalls inference (its threads
@@ -92,6 +96,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("depth_registered", "auto", "whether depth is registered to the colour image (pixel for pixel, "
                   "e.g. RealSense aligned_depth_to_color): auto = when the depth image's frame_id is the colour "
                   "image's; true = trust it whatever the frame_id; false = never (2D only)", choices=DEPTH_REGISTERED),
+    ParameterSpec("depth_transport", "raw", "how depth arrives, as image_transport names it: raw (sensor_msgs/Image on "
+                  "depth) or compressedDepth (16UC1/32FC1 as PNG or RVL in a CompressedImage on <depth>/compressedDepth, "
+                  "after remapping)", choices=DEPTH_TRANSPORTS),
+    ParameterSpec("network", "local", "where the camera is: local (same machine or wired) or remote (over Wi-Fi or "
+                  "another lossy link: image_qos auto subscribes best effort, depth 1; docs/remote.md)",
+                  choices=NETWORKS),
     ParameterSpec("depth_scale", 0.001, "metres per unit of 16UC1 depth", float_range=(1e-6, 10.0)),
     ParameterSpec("min_depth_m", 0.1, "depth values nearer than this are no measurement", runtime=True,
                   float_range=(0.0, 1000.0)),
@@ -102,6 +112,13 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("no_image_warn_s", 5.0, "warn (once, with the likely reason) when no image arrives this long",
                   float_range=(0.0, 3600.0)),
     # Outputs
+    ParameterSpec("mask_format", "image", "how each result carries its mask: image (full-size mono8 Image), png (only "
+                  "the part inside bbox, as PNG in mask_png: about 1 kB instead of 300 kB at 640x480) or none (no mask); "
+                  "mllmseg_ros.ros.compact.segmentation_mask decodes all three", runtime=True, choices=MASK_FORMATS),
+    ParameterSpec("output_qos", "reliable", "reliability of the results topics (segmentations, detections, "
+                  "detections_3d), centroid and markers: reliable, or best_effort for a lossy link (a lost result is not "
+                  "sent again; the next one comes)",
+                  choices=OUTPUT_QOS_CHOICES),
     ParameterSpec("publish_markers", False, "publish visualization_msgs/MarkerArray at 3D centroids"),
     ParameterSpec("diagnostics_period_s", 1.0, "period of /diagnostics updates (0 = off)", float_range=(0.0, 60.0)),
     ParameterSpec("diagnostics_window_s", 10.0, "/diagnostics is WARN while an error, a rejected frame or a rejected "
@@ -232,11 +249,15 @@ class NodeSettings:
     image_qos: str
     use_depth: bool
     depth_registered: str
+    depth_transport: str
+    network: str
     depth_scale: float
     min_depth_m: float
     max_depth_m: float
     depth_sync_tolerance_s: float
     no_image_warn_s: float
+    mask_format: str
+    output_qos: str
     publish_markers: bool
     diagnostics_period_s: float
     diagnostics_window_s: float

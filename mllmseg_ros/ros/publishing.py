@@ -10,12 +10,13 @@ import numpy as np
 from geometry_msgs.msg import PointStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from ..engine.depth import Centroid3D, centroid_3d
 from ..engine.visualize import PALETTE, draw_overlay
+from .compact import apply_mask_format, compressed_mask, compressed_overlay
 from .conversions import intrinsics_from_camera_info, mono8_image, point, region_of_interest, rgb_image
-from .qos import RELIABLE_10, overridable
+from .qos import output_qos, overridable, overriding_when_given
 from .vision_outputs import detection_2d_array, detection_3d_array, vision_messages
 
 # Images out: keep one, the newest; a slow RViz should not make us buffer frames.
@@ -54,6 +55,8 @@ def build_array(frame, command: str, results, depth_m, intrinsics, depth_reason:
                 centroid_3d_status=located.status,
                 depth_samples=located.samples,
                 area=int(result.area),
+                image_width=frame.rgb.shape[1],
+                image_height=frame.rgb.shape[0],
                 track_confidence=1.0,  # a model answer on its own frame (ros/tracking.py sets tracked ones)
             )
         )
@@ -100,9 +103,11 @@ class OutputGate:
 
 
 class ResultPublisher:
-    """``<prefix>/segmentations``, ``/mask`` and ``/overlay`` (both built only when subscribed), ``/centroid``,
-    ``/markers``, and where vision_msgs is installed ``/detections`` and ``/detections_3d`` (built only when
-    subscribed). Every publisher takes `qos_overrides.<topic>.publisher.*` parameters."""
+    """``<prefix>/segmentations``, ``/centroid``, ``/markers``, where vision_msgs is installed ``/detections`` and
+    ``/detections_3d``, and the images ``/mask``, ``/overlay`` with their image_transport ``compressed`` companions
+    (``/mask/compressed`` PNG, ``/overlay/compressed`` JPEG); images and detections are built only when subscribed.
+    The node's ``mask_format`` says how ``/segmentations`` carries masks (ros/compact.py), ``output_qos`` how reliably
+    the results go out. Every publisher takes `qos_overrides.<topic>.publisher.*` parameters."""
 
     def __init__(self, node: Node, prefix: str, stream=None) -> None:
         from visualization_msgs.msg import MarkerArray
@@ -115,20 +120,30 @@ class ResultPublisher:
         self.monitor = getattr(node, "health", None)  # counts the 3D answers for /diagnostics
         self._publishers = []
 
-        def publisher(message_type, name, qos):
-            made = node.create_publisher(message_type, f"{prefix}/{name}", qos, qos_overriding_options=overridable())
+        def publisher(message_type, name, qos, chosen_per_configure: bool = False):
+            # A profile chosen per configure (output_qos) takes the override options only where the user gave an
+            # override for the topic: declared, rclpy's read-only parameters would hold it to the first configure's
+            topic = f"{prefix}/{name}"
+            overriding = overriding_when_given(node, topic, "publisher") if chosen_per_configure else overridable()
+            made = node.create_publisher(message_type, topic, qos, qos_overriding_options=overriding)
             self._publishers.append(made)
             return made
 
-        self.segmentations = publisher(SegmentationArray, "segmentations", RELIABLE_10)
+        def result_publisher(message_type, name):
+            return publisher(message_type, name, results_qos, chosen_per_configure=True)
+
+        results_qos = output_qos(node.settings.output_qos if node.settings else "reliable")
+        self.segmentations = result_publisher(SegmentationArray, "segmentations")
         self.mask = publisher(Image, "mask", IMAGES_QOS)
-        self.centroid = publisher(PointStamped, "centroid", RELIABLE_10)
+        self.mask_compressed = publisher(CompressedImage, "mask/compressed", IMAGES_QOS)
+        self.centroid = result_publisher(PointStamped, "centroid")
         self.overlay = publisher(Image, "overlay", IMAGES_QOS)
-        self.markers = publisher(MarkerArray, "markers", RELIABLE_10)
+        self.overlay_compressed = publisher(CompressedImage, "overlay/compressed", IMAGES_QOS)
+        self.markers = result_publisher(MarkerArray, "markers")
         self.vision = vision_messages()
         if self.vision is not None:
-            self.detections = publisher(self.vision.Detection2DArray, "detections", RELIABLE_10)
-            self.detections_3d = publisher(self.vision.Detection3DArray, "detections_3d", RELIABLE_10)
+            self.detections = result_publisher(self.vision.Detection2DArray, "detections")
+            self.detections_3d = result_publisher(self.vision.Detection3DArray, "detections_3d")
 
     def publish(self, array, frame, results, with_markers: bool) -> bool:
         """Publish one frame's results; False when the gate is closed (nothing was sent)."""
@@ -141,22 +156,33 @@ class ResultPublisher:
             return may
 
     def _publish(self, array, frame, results, with_markers: bool) -> None:
+        settings = self.node.settings
+        apply_mask_format(array.segmentations, results, settings.mask_format if settings else "image")
         self.segmentations.publish(array)
         if self.monitor is not None:
             self.monitor.record_3d(array)
-        if self.mask.get_subscription_count() > 0:  # a full-size image: not built for nobody
+        raw_mask, png_mask = self.mask.get_subscription_count() > 0, self.mask_compressed.get_subscription_count() > 0
+        if raw_mask or png_mask:  # a full-size image: not built for nobody
             union = np.zeros(frame.rgb.shape[:2], bool)
             for result in results:
                 if result.found:
                     union |= result.mask
-            self.mask.publish(mono8_image(union, frame.header))
+            if raw_mask:
+                self.mask.publish(mono8_image(union, frame.header))
+            if png_mask:
+                self.mask_compressed.publish(compressed_mask(union, frame.header))
         # The first target with a valid 3D centroid: what a grasp planner or navigation goal needs.
         for segmentation in array.segmentations:
             if segmentation.centroid_3d_valid:
                 self.centroid.publish(PointStamped(header=frame.header, point=segmentation.centroid_3d))
                 break
-        if self.overlay.get_subscription_count() > 0:
-            self.overlay.publish(rgb_image(draw_overlay(frame.rgb, results), frame.header))
+        raw_overlay, jpeg_overlay = self.overlay.get_subscription_count() > 0, self.overlay_compressed.get_subscription_count() > 0
+        if raw_overlay or jpeg_overlay:
+            overlay = draw_overlay(frame.rgb, results)
+            if raw_overlay:
+                self.overlay.publish(rgb_image(overlay, frame.header))
+            if jpeg_overlay:
+                self.overlay_compressed.publish(compressed_overlay(overlay, frame.header))
         if with_markers:
             self.markers.publish(self._markers(array, frame.header))
         if self.vision is not None:

@@ -4,6 +4,10 @@ A RELIABLE subscriber never connects to a BEST_EFFORT camera (the classic silent
 across processes drops most large frames that a RELIABLE publisher (a depth camera driver, a bag replay) would
 deliver. So by default each subscription (image, depth, camera_info, and the bag recorder's) copies the publishers'
 reliability and durability, and the node re-creates it if they change.
+
+Over a lossy network (``network: remote``) a reliable subscription makes the camera resend lost fragments of frames
+that are stale by the time they arrive, and a stalled frame holds back the next: there, ``auto`` subscribes best
+effort, and the newest frame that arrives whole is the one used (docs/remote.md has the measurements).
 """
 from __future__ import annotations
 
@@ -28,6 +32,26 @@ def overridden(node: Node, topic: str, kind: str = "subscription") -> bool:
     """Whether the node was started with a QoS override for ``topic``'s ``kind`` (publisher or subscription)."""
     prefix = f"qos_overrides.{node.resolve_topic_name(topic)}.{kind}."
     return any(name.startswith(prefix) for name in getattr(node, "_parameter_overrides", {}))
+
+
+def overriding_when_given(node: Node, topic: str, kind: str) -> QoSOverridingOptions | None:
+    """For an endpoint whose profile the node chooses anew (output_qos on configure, a command subscription latched
+    or not): the overriding options only where the user gave an override for it. rclpy declares the override
+    parameters once, read-only, with the first profile's values, and applies them to every later endpoint of the
+    topic: declared without an override, they would hold the node to its first choice."""
+    return overridable() if overridden(node, topic, kind) else None
+
+
+def sensor_setting(image_qos: str, network: str) -> str:
+    """The reliability setting the sensor subscriptions use: ``image_qos``, except that ``auto`` is best effort when the
+    camera is across a network."""
+    return "best_effort" if image_qos == "auto" and network == "remote" else image_qos
+
+
+def output_qos(setting: str, depth: int = 10) -> QoSProfile:
+    """Results, centroid and markers: reliable (every result, in order) or best effort (``output_qos: best_effort``)."""
+    reliability = ReliabilityPolicy.BEST_EFFORT if setting == "best_effort" else ReliabilityPolicy.RELIABLE
+    return QoSProfile(depth=depth, reliability=reliability)
 
 
 def sensor_qos(reliability: ReliabilityPolicy, durability: DurabilityPolicy = DurabilityPolicy.VOLATILE,

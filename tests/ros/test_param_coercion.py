@@ -32,7 +32,8 @@ def test_defaults_are_what_they_mean(name):
     ("depth_registered", False, "false"), ("image_transport", "Compressed", "compressed"),
     ("threshold", "0.25", 0.25), ("threads", 2.0, 2), ("autostart", "true", True), ("autostart", 1, True),
     ("cameras", "left", ["left"]), ("cameras", None, [""]), ("cameras", [1, 2], ["1", "2"]),
-    ("initial_command", 42, "42"),
+    ("initial_command", 42, "42"), ("depth_transport", "compresseddepth", "compressedDepth"),
+    ("mask_format", "PNG", "png"),
 ])
 def test_more_ways_people_type(name, value, meant):
     assert coerce(SPECS[name], value) == meant
