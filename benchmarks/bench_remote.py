@@ -14,7 +14,7 @@ model made as slow as a GPU running a large model (``--model-s``), tracking betw
 
   answer latency     frame stamp -> model answer received on the robot (p50, p95)
   tracked/s          tracked results received per second while a target is set; answers/s likewise
-  lost commands      commands never answered (a stop counts as answered when results stop)
+  commands           sent; never answered (a stop counts as answered when results stop); never received by the node
   stop latency       stop sent -> the last result received (the planner's view), worst over the stops
   frames in          colour frames the node received / sent by the camera
   Mbit/s             bytes on each direction's wire (interface counters), over the run
@@ -236,9 +236,25 @@ def run_scenario(name: str, args, folder: Path, index: int, checkpoint: Path) ->
         raise RuntimeError(f"{name}: the robot process failed; see {folder / f'{name}_robot.log'}")
     duration = seconds + 1.0
     wire = {k: (after[k] - before[k]) * 8 / duration / 1e6 for k in after}
+    sent_in = after["robot->station"] - before["robot->station"]
     stats = json.loads(link.stats_path.read_text()) if link.stats_path.exists() else {}
-    return {"scenario": name, "link": link_settings, **summarise(json.loads(log_path.read_text()), scenario["outage"]),
+    log = json.loads(log_path.read_text())
+    return {"scenario": name, "link": link_settings, **summarise(log, scenario["outage"]),
+            "commands_not_received": not_received(log, (folder / f"{name}_node.log").read_text()),
+            # on the wire / serialised messages the camera sent: the protocols' overhead (plus resends, if reliable)
+            "wire_per_payload_in": sent_in / max(1, log["payload_bytes"]),
             "wire_mbit_s": wire, "udp_errors": udp_errors, "relay": stats}
+
+
+def not_received(log: dict, node_log: str) -> list[str]:
+    """Commands the node never logged receiving (lost on the way), from its log lines that quote them."""
+    missing = []
+    lines = [line for line in node_log.splitlines() if "command" in line]
+    for text in sorted({c["text"] for c in log["commands"]}):
+        sent = sum(c["text"] == text for c in log["commands"])
+        logged = sum(repr(text) in line for line in lines)
+        missing += [text] * max(0, sent - logged)
+    return missing
 
 
 def wait_for_line(path: Path, prefix: str, process: subprocess.Popen, timeout: float) -> float:

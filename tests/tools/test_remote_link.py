@@ -125,7 +125,7 @@ def test_analysis_counts_lost_commands_stop_latency_and_rates():
                 {"sent": start + 8, "text": "stop"}, {"sent": start + 10, "text": "the green box"}]
 
     def arrival(at: float, command: str, tracked: bool) -> dict:
-        return {"received": start + at, "stamp": start + at - 0.3, "command": command, "tracked": tracked, "bytes": 500}
+        return {"received": start + at, "stamp": start + at - 0.3, "command": command, "tracked": tracked}
 
     arrivals = [arrival(0.5 + 0.1 * i, "the red cup", i % 4 != 0) for i in range(30)]  # 3.5 s of answers
     arrivals += [arrival(8.05, "the red cup", True)]  # one in flight when the stop was sent: 50 ms late
@@ -134,7 +134,7 @@ def test_analysis_counts_lost_commands_stop_latency_and_rates():
     log = {"start": start, "end": start + 12, "arrivals": arrivals, "commands": commands, "frames_sent": 180,
            "diagnostics": {"frames_received": "150"}}
     figures = analyse(log, None)
-    assert figures["lost_commands"] == ["the blue bowl"] and figures["commands_sent"] == 3
+    assert figures["commands_not_answered"] == ["the blue bowl"] and figures["commands_sent"] == 4
     assert figures["stop_latency_s_max"] == pytest.approx(0.05)
     assert figures["results_over_1s_after_stop"] == 0
     assert figures["answer_latency_ms_p50"] == pytest.approx(300, abs=1)
