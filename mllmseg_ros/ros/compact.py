@@ -21,7 +21,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from ..engine.preprocess import check_image_size
-from .conversions import compressed_image_size, mask_from_mono8
+from .conversions import decode_checked, mask_from_mono8
 
 # compressed_image_transport's format strings: "<raw encoding>; <codec> compressed <what the codec was given>"; a
 # grey PNG names no target encoding (the trailing space is theirs)
@@ -41,12 +41,7 @@ def encode_mask_png(mask: np.ndarray) -> bytes:
 
 def decode_mask_png(data: bytes) -> np.ndarray:
     """PNG bytes (any bit depth, grey or colour) -> boolean H x W, non-zero inside. The size is checked first."""
-    width, height = compressed_image_size(data)
-    check_image_size(width, height)
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    if pixels is None:
-        raise ValueError(f"cannot decode a mask PNG of {len(data)} bytes")
-    return pixels > 0
+    return decode_checked(data, cv2.IMREAD_GRAYSCALE, "a mask PNG") > 0
 
 
 def compact_mask(mask: np.ndarray, bbox: tuple[int, int, int, int] | None, header: Header) -> CompressedImage:

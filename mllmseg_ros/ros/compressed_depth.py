@@ -23,7 +23,7 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..engine.preprocess import check_image_size
-from .conversions import compressed_image_size
+from .conversions import decode_checked
 from .rvl import decode_rvl, encode_rvl
 
 HEADER = struct.Struct("<iff")  # ConfigHeader: compression format (0 = inverse depth), depthParam[2]
@@ -56,11 +56,7 @@ def split_format(text: str) -> tuple[str, str]:
 
 
 def _decode_png(payload: bytes) -> np.ndarray:
-    width, height = compressed_image_size(payload)
-    check_image_size(width, height)
-    pixels = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_UNCHANGED)
-    if pixels is None:
-        raise ValueError(f"cannot decode the PNG of a compressedDepth image ({len(payload)} bytes)")
+    pixels = decode_checked(payload, cv2.IMREAD_UNCHANGED, "the PNG of a compressedDepth image")
     if pixels.dtype != np.uint16 or pixels.ndim != 2:
         raise ValueError(f"compressedDepth PNG holds {pixels.dtype} x {pixels.shape[2:] or 1} channel(s), expected "
                          "16-bit grey")

@@ -121,12 +121,19 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     """
     if not len(msg.data):
         raise ValueError(f"cannot decode compressed image (format {msg.format!r}, 0 bytes)")
-    width, height = compressed_image_size(msg.data)
-    check_image_size(width, height)
-    decoded = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
-    if decoded is None:
-        raise ValueError(f"cannot decode compressed image (format {msg.format!r}, {len(msg.data)} bytes)")
+    decoded = decode_checked(msg.data, cv2.IMREAD_COLOR, f"compressed image of format {msg.format!r}")
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+
+
+def decode_checked(data, flags: int, what: str) -> np.ndarray:
+    """``cv2.imdecode(data, flags)`` once the size the header declares is within bounds; ValueError naming ``what``
+    when the data do not decode."""
+    width, height = compressed_image_size(data)
+    check_image_size(width, height)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if decoded is None:
+        raise ValueError(f"cannot decode {what} ({len(data)} bytes)")
+    return decoded
 
 
 def depth_image_to_metres(msg: Image, scale: float) -> np.ndarray:
