@@ -120,8 +120,8 @@ def test_output_qos_sets_the_results_reliability(ros, make_node, seg_checkpoint,
 def applied_commands(node) -> list[str]:
     """Record every command the node's subscription hands over (after its redelivery check)."""
     applied = []
-    handler = node._command_sub.callback
-    node._command_sub.callback = lambda msg: (applied.append(msg.data), handler(msg))
+    handler = node.commands.subscription.callback
+    node.commands.subscription.callback = lambda msg: (applied.append(msg.data), handler(msg))
     return applied
 
 
@@ -130,11 +130,11 @@ def test_a_latched_command_published_before_the_node_started_is_taken_once(ros, 
     command = planner.create_publisher(String, "/command", LATCHED)
     command.publish(String(data="the blue bowl"))  # the node is not there yet (restarting, out of range)
     node = make_node(seg_checkpoint, activate=False)
+    applied = applied_commands(node)  # the subscription is made on configure
     node.trigger_configure()
-    applied = applied_commands(node)
     node.trigger_activate()
     assert wait_for(lambda: node.target.current is not None)
-    assert node.target.current.expressions == ["the blue bowl"] and node._command_sub.latched
+    assert node.target.current.expressions == ["the blue bowl"] and node.commands.subscription.latched
     time.sleep(1.0)  # several re-checks of the publishers' QoS
     assert applied == ["the blue bowl"]
 
@@ -142,12 +142,12 @@ def test_a_latched_command_published_before_the_node_started_is_taken_once(ros, 
 def test_the_subscription_turns_latched_for_a_latched_planner_without_taking_its_command_twice(ros, make_node, seg_checkpoint):
     node = make_node(seg_checkpoint)
     applied = applied_commands(node)
-    assert not node._command_sub.latched  # nobody publishes yet: volatile, which matches any reliable publisher
+    assert not node.commands.subscription.latched  # nobody publishes yet: volatile, which matches any reliable publisher
     planner = ros.add(Node("planner"))
     command = planner.create_publisher(String, "/command", LATCHED)
     assert wait_for(lambda: command.get_subscription_count() > 0)
     command.publish(String(data="the green box"))  # arrives on the volatile subscription...
-    assert wait_for(lambda: node._command_sub.latched)  # ...which is then re-made latched and gets it again
+    assert wait_for(lambda: node.commands.subscription.latched)  # ...which is then re-made latched and gets it again
     time.sleep(1.0)
     assert applied == ["the green box"]
     command.publish(String(data="stop"))
@@ -158,9 +158,24 @@ def test_a_volatile_planner_beside_a_latched_one_makes_the_subscription_volatile
     latched_planner = ros.add(Node("latched_planner"))
     latched_planner.create_publisher(String, "/command", LATCHED)
     node = make_node(seg_checkpoint)
-    assert wait_for(lambda: node._command_sub.latched)
+    assert wait_for(lambda: node.commands.subscription.latched)
     driver = ros.driver()  # volatile, reliable: a transient-local subscription would never match it
-    assert wait_for(lambda: not node._command_sub.latched)
+    assert wait_for(lambda: not node.commands.subscription.latched)
     assert wait_for(lambda: driver.command.get_subscription_count() > 0)
     driver.send_command("the red cup")
     assert wait_for(lambda: node.target.current is not None and node.target.current.expressions == ["the red cup"])
+
+
+def test_one_command_subscription_from_configure_to_cleanup(ros, make_node, seg_checkpoint):
+    node = make_node(seg_checkpoint)
+    driver = ros.driver()
+    assert wait_for(lambda: driver.command.get_subscription_count() == 1)
+    node.trigger_deactivate()  # commands are still heard while inactive (they apply on activate)
+    node.trigger_activate()
+    time.sleep(1.5)  # the watchdog's QoS re-checks make no second one
+    assert driver.command.get_subscription_count() == 1
+    node.trigger_deactivate()
+    node.trigger_cleanup()
+    assert wait_for(lambda: driver.command.get_subscription_count() == 0)
+    node.trigger_configure()
+    assert wait_for(lambda: driver.command.get_subscription_count() == 1)
