@@ -123,7 +123,8 @@ def robot(args) -> None:
         time.sleep(max(0.0, start + index * period - time.monotonic()))
     time.sleep(3.0)  # results still on their way
     log["end"] = time.time()
-    Path(args.out).write_text(json.dumps(log))
+    Path(args.out + ".part").write_text(json.dumps(log))
+    Path(args.out + ".part").replace(args.out)  # whole or not at all: bench_remote.py waits for this file
     executor.shutdown(timeout_sec=5)
     node.destroy_node()
     rclpy.try_shutdown()
