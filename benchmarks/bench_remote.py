@@ -142,6 +142,14 @@ class Link:
     def up(self) -> None:
         self.relay.send_signal(12)  # SIGUSR2
 
+    def rate_limit_drops(self) -> dict[str, int]:
+        """Packets tbf dropped at each end (its queue was full: more offered than the rate)."""
+        drops = {}
+        for name, ns, dev in (("robot->station", self.robot, "r0"), ("station->robot", self.station, "w0")):
+            qdiscs = json.loads(sh("tc", "-n", ns, "-s", "-j", "qdisc", "show", "dev", dev).stdout)
+            drops[name] = sum(q.get("drops", 0) for q in qdiscs)
+        return drops
+
     def wire_bytes(self) -> dict[str, int]:
         """Bytes sent by each end (interface counters, Ethernet frames)."""
         sent = {}
@@ -227,6 +235,7 @@ def run_scenario(name: str, args, folder: Path, index: int, checkpoint: Path) ->
                 time.sleep(0.2)
             after = link.wire_bytes()
             udp_errors = link.udp_errors()
+            tbf_drops = link.rate_limit_drops()
         finally:
             for process in (robot, node):
                 if process.poll() is None:
@@ -246,7 +255,7 @@ def run_scenario(name: str, args, folder: Path, index: int, checkpoint: Path) ->
             "commands_not_received": not_received(log, (folder / f"{name}_node.log").read_text()),
             # on the wire / serialised messages the camera sent: the protocols' overhead (plus resends, if reliable)
             "wire_per_payload_in": sent_in / max(1, log["payload_bytes"]),
-            "wire_mbit_s": wire, "udp_errors": udp_errors, "relay": stats}
+            "wire_mbit_s": wire, "tbf_drops": tbf_drops, "udp_errors": udp_errors, "relay": stats}
 
 
 def not_received(log: dict, node_log: str) -> list[str]:
