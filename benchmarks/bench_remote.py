@@ -246,11 +246,12 @@ def run_scenario(name: str, args, folder: Path, index: int, checkpoint: Path) ->
                         process.kill()
     if not log_path.exists():
         raise RuntimeError(f"{name}: the robot process failed; see {folder / f'{name}_robot.log'}")
-    duration = seconds + 1.0
-    wire = {k: (after[k] - before[k]) * 8 / duration / 1e6 for k in after}
-    sent_in = after["robot->station"] - before["robot->station"]
     stats = json.loads(link.stats_path.read_text()) if link.stats_path.exists() else {}
     log = json.loads(log_path.read_text())
+    # The counters span discovery (little traffic), the stream and its 3 s tail (results still coming)
+    duration = log["stream_seconds"] + 3.0
+    wire = {k: (after[k] - before[k]) * 8 / duration / 1e6 for k in after}
+    sent_in = after["robot->station"] - before["robot->station"]
     return {"scenario": name, "link": link_settings, **summarise(log, scenario["outage"]),
             "commands_not_received": not_received(log, (folder / f"{name}_node.log").read_text()),
             # on the wire / serialised messages the camera sent: the protocols' overhead (plus resends, if reliable)

@@ -121,6 +121,7 @@ def robot(args) -> None:
         log["payload_bytes"] += frame_bytes[index % len(made)]
         index += 1
         time.sleep(max(0.0, start + index * period - time.monotonic()))
+    log["stream_seconds"] = time.monotonic() - start  # longer than asked when publishing blocked
     time.sleep(3.0)  # results still on their way
     log["end"] = time.time()
     Path(args.out + ".part").write_text(json.dumps(log))
