@@ -253,20 +253,18 @@ def run_scenario(name: str, args, folder: Path, index: int, checkpoint: Path) ->
     wire = {k: (after[k] - before[k]) * 8 / duration / 1e6 for k in after}
     sent_in = after["robot->station"] - before["robot->station"]
     return {"scenario": name, "link": link_settings, **summarise(log, scenario["outage"]),
-            "commands_not_received": not_received(log, (folder / f"{name}_node.log").read_text()),
+            "commands_not_received": not_received(log),
             # on the wire / serialised messages the camera sent: the protocols' overhead (plus resends, if reliable)
             "wire_per_payload_in": sent_in / max(1, log["payload_bytes"]),
             "wire_mbit_s": wire, "tbf_drops": tbf_drops, "udp_errors": udp_errors, "relay": stats}
 
 
-def not_received(log: dict, node_log: str) -> list[str]:
-    """Commands the node never logged receiving (lost on the way), from its log lines that quote them."""
+def not_received(log: dict) -> list[str]:
+    """Commands the node never received (lost on the way): those without a ~/command_status answering them."""
     missing = []
-    lines = [line for line in node_log.splitlines() if "command" in line]
     for text in sorted({c["text"] for c in log["commands"]}):
         sent = sum(c["text"] == text for c in log["commands"])
-        logged = sum(repr(text) in line for line in lines)
-        missing += [text] * max(0, sent - logged)
+        missing += [text] * max(0, sent - log["statuses"].count(text))
     return missing
 
 

@@ -87,6 +87,12 @@ def robot(args) -> None:
                              else ReliabilityPolicy.RELIABLE)
     node.create_subscription(SegmentationArray, "/mllmseg_node/segmentations", on_array, results_qos)
     node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    from mllmseg_ros.msg import CommandStatus
+
+    log["statuses"] = []  # the command each ~/command_status answers: what reached the node
+    node.create_subscription(CommandStatus, "/mllmseg_node/command_status", lambda msg: log["statuses"].append(msg.command),
+                             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                                        durability=DurabilityPolicy.TRANSIENT_LOCAL))
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
