@@ -100,7 +100,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "depth) or compressedDepth (16UC1/32FC1 as PNG or RVL in a CompressedImage on <depth>/compressedDepth, "
                   "after remapping)", choices=DEPTH_TRANSPORTS),
     ParameterSpec("network", "local", "where the camera is: local (same machine or wired) or remote (over Wi-Fi or "
-                  "another lossy link: image_qos auto subscribes best effort, depth 1; docs/remote.md)",
+                  "another lossy link: image_qos auto subscribes best effort; docs/remote.md)",
                   choices=NETWORKS),
     ParameterSpec("depth_scale", 0.001, "metres per unit of 16UC1 depth", float_range=(1e-6, 10.0)),
     ParameterSpec("min_depth_m", 0.1, "depth values nearer than this are no measurement", runtime=True,
