@@ -79,3 +79,27 @@ def test_threads_0_leaves_a_core_to_the_rest_of_the_robot(monkeypatch):
     assert torch_threads(settings) == 1
     settings.threads = 2
     assert torch_threads(settings) == 2
+
+
+def test_the_node_keeps_rclpy_s_own_attributes(ros, seg_checkpoint, monkeypatch):
+    """The node's attributes do not replace rclpy's (its watchdog timers once replaced rclpy's list of the node's
+    timers, `_timers`, which the executor reads): each attribute rclpy's LifecycleNode set up is the same object after
+    the node's own set-up, configure and activate."""
+    from rclpy.lifecycle import LifecycleNode
+
+    from mllmseg_ros.ros.node import MLLMSegNode
+
+    set_up: dict = {}
+    base_init = LifecycleNode.__init__
+
+    def recording_init(self, *args, **kwargs):
+        base_init(self, *args, **kwargs)
+        set_up.update(vars(self))
+
+    monkeypatch.setattr(LifecycleNode, "__init__", recording_init)
+    node = MLLMSegNode(parameter_overrides=[Parameter("model_path", value=str(seg_checkpoint))])
+    node.trigger_configure()
+    node.trigger_activate()
+    assert set_up and [name for name, value in set_up.items() if vars(node).get(name) is not value] == []
+    assert set(node._watch_timers) <= set(node.timers)
+    ros.add(node)  # torn down with the others
