@@ -24,7 +24,7 @@ from std_msgs.msg import Header, String
 
 from ..engine.commands import ParsedCommand, parse_command
 from .command_subscription import CommandSubscription
-from .qos import overridable
+from .qos import overridable, own_profile
 
 if TYPE_CHECKING:
     from .node import MLLMSegNode
@@ -139,7 +139,7 @@ class CommandHandler:
         """On configure: listen from now on, also while inactive."""
         from ..msg import CommandStatus
 
-        self.publisher = self.node.create_publisher(CommandStatus, "~/command_status", STATUS_QOS,
+        self.publisher = self.node.create_publisher(CommandStatus, "~/command_status", own_profile(STATUS_QOS),
                                                     qos_overriding_options=overridable())
         self.subscription.create()
 

@@ -28,7 +28,7 @@ from .engine_setup import apply_options, dtype_name, load_segmenter, release_gpu
 from .param_sources import ros_arguments, unused_parameters
 from .params import NodeSettings, check_changes, declare_parameters, owned, start_value
 from .publishing import OutputGate, build_array
-from .qos import RELIABLE_10, overridable
+from .qos import RELIABLE_10, overridable, own_profile
 from .segment_service import SegmentService
 from .target import ActiveCommand, Target
 from .tracking import TrackingWorker
@@ -78,7 +78,7 @@ class MLLMSegNode(LifecycleNode):
         # /diagnostics and the watchdog from the start, on the steady clock: an unconfigured node says why, and with
         # use_sim_time they run even before (or without) /clock
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE_10,
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", own_profile(RELIABLE_10),
                                                       qos_overriding_options=overridable())
         # not _timers: rclpy keeps the node's own list of timers under that name (the executor reads it)
         self._watch_timers = [self.create_timer(1.0, self._watch_inputs, callback_group=self._timer_group, clock=steady)]

@@ -16,7 +16,7 @@ from ..engine.depth import Centroid3D, centroid_3d
 from ..engine.visualize import PALETTE, draw_overlay
 from .compact import apply_mask_format, compressed_mask, compressed_overlay
 from .conversions import intrinsics_from_camera_info, mono8_image, point, region_of_interest, rgb_image
-from .qos import output_qos, overridable, overriding_when_given
+from .qos import output_qos, overridable, overriding_when_given, own_profile
 from .vision_outputs import detection_2d_array, detection_3d_array, vision_messages
 
 # Images out: keep one, the newest; a slow RViz should not make us buffer frames.
@@ -125,7 +125,7 @@ class ResultPublisher:
             # override for the topic: declared, rclpy's read-only parameters would hold it to the first configure's
             topic = f"{prefix}/{name}"
             overriding = overriding_when_given(node, topic, "publisher") if chosen_per_configure else overridable()
-            made = node.create_publisher(message_type, topic, qos, qos_overriding_options=overriding)
+            made = node.create_publisher(message_type, topic, own_profile(qos), qos_overriding_options=overriding)
             self._publishers.append(made)
             return made
 

@@ -11,6 +11,8 @@ effort, and the newest frame that arrives whole is the one used (docs/remote.md 
 """
 from __future__ import annotations
 
+import copy
+
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -26,6 +28,12 @@ def overridable() -> QoSOverridingOptions:
     -p) replace these policies of the profile the node chose."""
     return QoSOverridingOptions(policy_kinds=(QoSPolicyKind.HISTORY, QoSPolicyKind.DEPTH, QoSPolicyKind.RELIABILITY,
                                               QoSPolicyKind.DURABILITY))
+
+
+def own_profile(profile: QoSProfile) -> QoSProfile:
+    """A copy of ``profile`` for one endpoint: rclpy writes a topic's qos_overrides into the profile object it is given,
+    so a shared one would carry that topic's override to every endpoint made with it afterwards."""
+    return copy.copy(profile)
 
 
 def overridden(node: Node, topic: str, kind: str = "subscription") -> bool:

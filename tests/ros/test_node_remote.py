@@ -15,6 +15,7 @@ from std_msgs.msg import String
 
 from mllmseg_ros.ros.compact import segmentation_mask
 from mllmseg_ros.ros.compressed_depth import encode_compressed_depth
+from mllmseg_ros.ros.publishing import IMAGES_QOS
 from ros_harness import camera_info_msg, commanded, connected, rgb_msg, wait_for
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -85,6 +86,65 @@ def test_compressed_depth_gives_3d_centroids(ros, make_node, seg_checkpoint, enc
     assert segmentation.centroid_3d.z == pytest.approx(2.0, abs=1e-3)  # 32FC1: within the quantisation step
 
 
+def compressed_depth(depth: np.ndarray, encoding: str, stamp_ns: int, frame_id: str = "camera_optical", **publisher):
+    """``depth`` as a compressedDepth message (``publisher``: the sender's depth_max ...)."""
+    message = encode_compressed_depth(depth, encoding, **publisher)
+    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 10**9)
+    message.header.frame_id = frame_id
+    return message
+
+
+def test_compressed_depth_is_checked_like_raw_depth(ros, make_node, seg_checkpoint):
+    """Registration, impossible values and shared stamps (ros/depth_pairing.py) give 2D answers and the reason for
+    compressedDepth as for raw depth: the decoded image is raw depth from then on."""
+    node = make_node(seg_checkpoint, threshold=0.0, depth_transport="compressedDepth", tracking="off")
+    driver = ros.driver()
+    depth_pub = driver.node.create_publisher(CompressedImage, "/depth/compressedDepth", RELIABLE)
+    assert connected(node, driver)
+    assert wait_for(lambda: depth_pub.get_subscription_count() > 0 and driver.info.get_subscription_count() > 0)
+    driver.info.publish(camera_info_msg())
+    assert wait_for(lambda: node.streams[0].camera_info is not None)
+    driver.send_command("the red cup")
+    assert wait_for(lambda: node.target.current is not None)
+
+    def status(stamp_ns: int, *depths) -> str:
+        for depth in depths:
+            depth_pub.publish(depth)
+        assert wait_for(lambda: node.streams[0].depth.count_at(stamp_ns / 1e9) == len(depths))
+        segmentation = answer(driver, stamp_ns).segmentations[0]
+        assert segmentation.found
+        return segmentation.centroid_3d_status if not segmentation.centroid_3d_valid else "ok"
+
+    metres = np.full((24, 32), 2000, np.uint16)
+    assert status(1_000_000_000, compressed_depth(metres, "16UC1", 1_000_000_000)) == "ok"
+    unregistered = compressed_depth(metres, "16UC1", 2_000_000_000, frame_id="camera_depth_optical_frame")
+    assert status(2_000_000_000, unregistered).startswith("depth is not registered to the colour camera")
+    # a sender whose depth_max keeps them: 32FC1 in millimetres, and the 16-bit no-return code
+    millimetres = compressed_depth(np.full((24, 32), 700.0, np.float32), "32FC1", 3_000_000_000, depth_max=1000.0)
+    assert "looks like millimetres" in status(3_000_000_000, millimetres)
+    no_return = compressed_depth(np.full((24, 32), 65535, np.uint16), "16UC1", 4_000_000_000, depth_max=70.0)
+    assert status(4_000_000_000, no_return) == "no valid depth inside the mask"
+    shared = [compressed_depth(np.full((24, 32), value, np.uint16), "16UC1", 5_000_000_000) for value in (1000, 2000, 3000)]
+    assert "3 depth images share the stamp" in status(5_000_000_000, *shared)
+
+
+def test_compressed_depth_comes_from_the_remapped_depth_topic(ros, seg_checkpoint):
+    """image_transport's naming, as for colour: <remapped depth topic>/compressedDepth."""
+    from mllmseg_ros.ros.node import MLLMSegNode
+
+    aligned = "/camera/aligned_depth_to_color/image_raw"
+    node = ros.add(MLLMSegNode(parameter_overrides=[Parameter("model_path", value=str(seg_checkpoint)),
+                                                    Parameter("depth_transport", value="compressedDepth")],
+                               cli_args=["--ros-args", "-r", f"depth:={aligned}"]))
+    node.trigger_configure()
+    node.trigger_activate()
+    listener = ros.add(Node("graph_listener"))
+    assert wait_for(lambda: listener.get_subscriptions_info_by_topic(f"{aligned}/compressedDepth"))
+    assert listener.get_subscriptions_info_by_topic(f"{aligned}/compressedDepth")[0].topic_type == "sensor_msgs/msg/CompressedImage"
+    assert not listener.get_subscriptions_info_by_topic("/depth/compressedDepth")
+    assert not listener.get_subscriptions_info_by_topic(aligned)
+
+
 def test_a_bad_compressed_depth_image_is_rejected_and_2d_answers_go_on(ros, make_node, seg_checkpoint):
     node = make_node(seg_checkpoint, depth_transport="compressedDepth", tracking="off")
     driver = ros.driver()
@@ -115,6 +175,27 @@ def test_output_qos_sets_the_results_reliability(ros, make_node, seg_checkpoint,
     publisher = node.streams[0].publisher
     assert {publisher.segmentations.qos_profile.reliability, publisher.centroid.qos_profile.reliability,
             publisher.markers.qos_profile.reliability} == {reliability}
+
+
+def test_output_qos_is_read_again_on_each_configure_and_a_qos_override_wins(ros, make_node, seg_checkpoint):
+    node = make_node(seg_checkpoint)
+    assert node.streams[0].publisher.segmentations.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+    node.trigger_deactivate()
+    node.trigger_cleanup()
+    assert node.set_parameters([Parameter("output_qos", value="best_effort")])[0].successful
+    node.trigger_configure()
+    assert node.streams[0].publisher.segmentations.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    # an override applies to its topic alone (rclpy writes it into the profile it is given: not a shared one)
+    overridden = make_node(seg_checkpoint, output_qos="best_effort",
+                           **{"qos_overrides./mllmseg_node/centroid.publisher.reliability": "reliable",
+                              "qos_overrides./mllmseg_node/mask.publisher.reliability": "best_effort"})
+    publisher = overridden.streams[0].publisher
+    assert publisher.centroid.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+    assert {publisher.segmentations.qos_profile.reliability, publisher.markers.qos_profile.reliability} == {ReliabilityPolicy.BEST_EFFORT}
+    assert publisher.mask.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    assert {publisher.overlay.qos_profile.reliability, publisher.mask_compressed.qos_profile.reliability,
+            publisher.overlay_compressed.qos_profile.reliability} == {ReliabilityPolicy.RELIABLE}
+    assert IMAGES_QOS.reliability == ReliabilityPolicy.RELIABLE
 
 
 def applied_commands(node) -> list[str]:
@@ -179,3 +260,32 @@ def test_one_command_subscription_from_configure_to_cleanup(ros, make_node, seg_
     assert wait_for(lambda: driver.command.get_subscription_count() == 0)
     node.trigger_configure()
     assert wait_for(lambda: driver.command.get_subscription_count() == 1)
+
+
+def test_a_latched_planner_is_matched_while_the_node_is_inactive(ros, make_node, seg_checkpoint):
+    """Commands are heard while inactive (they apply on activate), so the subscription follows its publishers then too."""
+    node = make_node(seg_checkpoint, activate=False)
+    node.trigger_configure()
+    applied = applied_commands(node)
+    planner = ros.add(Node("planner"))
+    command = planner.create_publisher(String, "/command", LATCHED)
+    assert wait_for(lambda: command.get_subscription_count() > 0)
+    command.publish(String(data="the green box"))
+    assert wait_for(lambda: node.commands.subscription.latched)
+    time.sleep(1.0)
+    assert applied == ["the green box"]
+    node.trigger_activate()
+    assert node.target.current is not None and node.target.current.expressions == ["the green box"]
+
+
+def test_a_qos_override_fixes_the_command_subscription(ros, make_node, seg_checkpoint):
+    """`qos_overrides./command.subscription.*` given: the subscription has them and is not re-made to follow a
+    latched planner."""
+    planner = ros.add(Node("planner"))
+    planner.create_publisher(String, "/command", LATCHED)
+    node = make_node(seg_checkpoint, **{"qos_overrides./command.subscription.durability": "volatile",
+                                        "qos_overrides./command.subscription.depth": 3})
+    subscription = node.commands.subscription.subscription
+    assert subscription.qos_profile.durability == DurabilityPolicy.VOLATILE and subscription.qos_profile.depth == 3
+    time.sleep(1.5)  # the watchdog's re-checks: a latched planner would make it latched
+    assert node.commands.subscription.subscription is subscription and not node.commands.subscription.latched
