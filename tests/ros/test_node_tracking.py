@@ -367,3 +367,23 @@ def test_a_not_found_answer_about_a_hidden_target_keeps_the_earlier_answers_age(
     else:
         assert answer_now.stamps == [frames[hidden].stamp] and answer_now.confidences == [0.2]
         assert tracker.results()[0].reason == "not found by the model"
+
+
+def test_tracked_results_in_the_compact_mask_format(ros, make_node, seg_checkpoint):
+    """mask_format png (docs/remote.md) changes how masks travel, nothing else: tracked masks decode to the carried
+    ones, and confidence is P(target found) as in the full-size form (the answer's, at most the track's; 0 when lost)."""
+    from mllmseg_ros.ros.compact import segmentation_mask
+
+    node, driver, _ = started(ros, make_node, seg_checkpoint, delay_s=1.0, tracking="on", mask_format="png")
+    play(driver, range(40))
+    assert wait_for(lambda: len(by_source(driver)[1]) >= 10)
+    model, tracked = by_source(driver)
+    assert model and tracked
+    for array in model + tracked:
+        [segmentation] = array.segmentations
+        assert len(segmentation.mask.data) == 0 and (segmentation.image_width, segmentation.image_height) == (WIDTH, HEIGHT)
+        if not segmentation.found:
+            assert segmentation.confidence == 0.0 and not segmentation_mask(segmentation).any()
+            continue
+        assert segmentation.confidence == pytest.approx(min(0.9, segmentation.track_confidence), abs=1e-6)
+        assert iou(segmentation_mask(segmentation), scene(frame_index(array))[1]) > 0.7
