@@ -68,7 +68,7 @@ LEASE_XML = f"""<builtin><discovery_config><leaseDuration><sec>{LEASE_S}</sec></
 def fastdds_profile(tuned: bool) -> str:
     text = (ROOT / "config" / "fastdds_remote.xml").read_text() if tuned else UNTUNED_XML
     return text.replace("</rtps>", LEASE_XML, 1)
-COMPACT = {"image_compressed": True, "depth_transport": "compressedDepth", "network": "remote", "mask_format": "png"}
+COMPACT = {"image_transport": "compressed", "depth_transport": "compressedDepth", "network": "remote", "mask_format": "png"}
 # tuned: config/fastdds_remote.xml (datagrams that fit one Ethernet frame: Fast DDS fragments instead of IP, see
 # docs/remote.md); ipfrag: the kernel's IP reassembly tuned instead, as ROS 2's DDS tuning guide suggests
 SCENARIOS = {
