@@ -30,7 +30,10 @@ setup(
     install_requires=ROSDEP_PROVIDED + PIP_REQUIREMENTS,
     # bitsandbytes: optional 8/4-bit weights (quantization="bnb-int8"/"bnb-nf4"); the tests check its accuracy.
     # catkin_pkg: tests/test_package.py validates package.xml with it.
-    extras_require={"test": ["pytest", "pytest-timeout", "bitsandbytes", "catkin_pkg"], "quantization": ["bitsandbytes"]},
+    # scikit-image: its bundled public-domain photos make the real-photo tracking sequences (tests and benchmarks
+    # only; nothing imports it at run time).
+    extras_require={"test": ["pytest", "pytest-timeout", "bitsandbytes", "catkin_pkg", "scikit-image"],
+                    "quantization": ["bitsandbytes"]},
     # ament index and share/ files, so `ros2 run`/`ros2 launch` find the package after a colcon build.
     # glob() so that a not-yet-existing launch/ or config/ folder is simply empty.
     data_files=[

@@ -1,0 +1,330 @@
+"""``MaskTracker``: the public face of the tracker (see the package docstring for the design)."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .appearance import MIN_JUDGED_PX, Look, Reference, look, make_reference
+from .colours import segment
+from .config import TrackerConfig
+from .flow import FlowField, FrameView, Pending, Step, fit_homography, frame_view
+from .motion import aligned, own_shift, shifted, snapped, step_of_target
+from .occlusion import IN_FULL_SIGHT, RelativeMotion, look_for, phase_of
+from .ops import bounds, count, project, resolution_change, translation, warp_into
+from .state import TrackedMask, TrackPhase
+
+PENDING_STRIDE = 2  # a frame waiting for its answer keeps where every 2nd newest pixel came from: DIS (ULTRAFAST)
+#                     measures the flow at 1/4 resolution anyway, and the answer needs a sample of the target only
+HIDDEN_SPECK = 0.1  # a hidden part smaller than this share of a target is a change of its look, not an occluder
+CLEAR_LOOK = 0.8  # a target looking this much as on the model's frame is there, wherever the motion said it was
+GROWTH = 2.0  # a target told by its colours grows past the model's mask to at most this times it
+SAME_LOOK = 0.01  # candidate motions whose looks differ by less are alike: the first (the flow's) is kept
+PART_OF_AREA = 0.95  # an answer this much smaller than the earlier one's target, and inside it, is a part of it:
+PART_INSIDE = 0.5  # ... with at least this share inside
+PART_SLACK_PX = 3  # ... or this close to it (flow pixels): the earlier track's drift while it was hidden,
+PART_SLACK = 0.25  # ... or this share of its size: the earlier answer may itself be a part (the rest was hidden then)
+ANSWER_FIT_PX = 1.5  # an answer's pixels, carried by the chain, farther than this from the fitted motion are not its
+
+
+@dataclass
+class _Track:
+    reference: Reference | None  # the target on the model's frame (None: nothing to follow)
+    homography: np.ndarray  # model's frame -> newest frame (flow pixels)
+    gain: np.ndarray  # newest brightness / the model's frame's, per channel
+    state: TrackedMask
+    relative: RelativeMotion = field(default_factory=RelativeMotion)
+    unseen: int = 0  # frames since it was last in sight
+    published_at: np.ndarray | None = None  # the homography the mask last published (state.mask) was carried by
+
+
+class MaskTracker:
+    """Mask tracking for one camera. Thread-safe: frames from one thread, answers from another.
+
+    ``remember(image, id)`` when a frame goes to the model, ``add_frame(image, id)`` for every frame to track (the
+    results on it), ``anchor(id, masks)`` with the model's masks for a remembered frame (brought to the newest
+    frame; they replace the tracks)."""
+
+    def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:
+        self.config = config
+        self._flow = FlowField(config.flow)
+        self._lock = threading.Lock()
+        self._view: FrameView | None = None  # the newest frame
+        self._frame_id: object = None
+        self._grid: np.ndarray | None = None  # h x w x 2: each flow pixel's own position
+        self._pending: dict[object, Pending] = {}  # frames the model is answering
+        self._tracks: list[_Track] = []
+
+    # --- state -------------------------------------------------------------------------------------------------------
+    @property
+    def tracking(self) -> bool:
+        with self._lock:
+            return any(track.state.found for track in self._tracks)
+
+    def reset(self) -> None:
+        """Forget every track and every frame waiting for an answer (a new command)."""
+        with self._lock:
+            self._tracks, self._pending = [], {}
+
+    def results(self) -> list[TrackedMask]:
+        with self._lock:
+            return [track.state for track in self._tracks]
+
+    # --- frames --------------------------------------------------------------------------------------------------------
+    def remember(self, image: np.ndarray, frame_id: object) -> None:
+        """``image`` goes to the model: keep a chain from it so its answer can be brought to the newest frame."""
+        view = frame_view(image, self.config.flow)
+        with self._lock:
+            seen = {i: (track.state.visible * track.state.in_view if track.state.found else 0.0)
+                    for i, track in enumerate(self._tracks) if track.state.phase.followed}
+            chain = Pending(view, PENDING_STRIDE, seen=seen)
+            if self._grid is not None and frame_id == self._frame_id and view.grey.shape == self._view.grey.shape:
+                chain.start_at(self._grid)
+            self._pending = {frame_id: chain}  # one model call at a time per camera: older ones are never answered
+
+    def add_frame(self, image: np.ndarray, frame_id: object) -> list[TrackedMask]:
+        """Move every chain and track to this frame (RGB or grey, any size but always the same)."""
+        view = frame_view(image, self.config.flow)
+        with self._lock:
+            if frame_id == self._frame_id and self._view is not None:  # seen already
+                return [track.state for track in self._tracks]
+            if self._view is None or view.image.shape != self._view.image.shape:
+                self._start(view, frame_id)
+                return [track.state for track in self._tracks]
+            followed = [track for track in self._tracks if track.state.phase.followed]
+            if not self._pending and not followed:  # nothing to carry: no flow either
+                self._view, self._frame_id = view, frame_id
+                return [track.state for track in self._tracks]
+            step = self._flow.step(self._view, view)
+            for key, chain in self._pending.items():
+                if key == frame_id:  # the model's frame reached the tracker after it was handed over
+                    chain.start_at(self._grid)
+                else:
+                    chain.advance(step, self._grid, self._flow, view)
+            self._view, self._frame_id = view, frame_id
+            for track in followed:
+                self._update(track, step)
+            return [track.state for track in self._tracks]
+
+    def _start(self, view: FrameView, frame_id: object) -> None:
+        """First frame (or a new size): no track to carry over. A frame handed to the model before it, of this size,
+        keeps its chain: it starts with one direct step from that frame (the model often takes a frame the tracker
+        never saw, when the command came after it)."""
+        self._view, self._frame_id = view, frame_id
+        self._flow = FlowField(self.config.flow)  # DIS reused on another size gives other (not reproducible) results
+        xs, ys = np.meshgrid(np.arange(view.size[0], dtype=np.float32), np.arange(view.size[1], dtype=np.float32))
+        self._grid = np.dstack([xs, ys])
+        self._tracks = []
+        self._pending = {key: chain for key, chain in self._pending.items()
+                         if key == frame_id or (chain.source.image.shape == view.image.shape and chain.map_xy is None)}
+        for key, chain in self._pending.items():
+            if key == frame_id:
+                chain.start_at(self._grid)
+            else:
+                chain.advance(None, self._grid, self._flow, view)
+
+    # --- one frame of one track -------------------------------------------------------------------------------------
+    def _update(self, track: _Track, step: Step) -> None:
+        config, reference, state = self.config, track.reference, track.state
+        track.gain = track.gain * step.gain
+        state.steps += 1
+        camera_only = track.relative.predict(track.homography, step)
+        if state.phase is TrackPhase.TRACKING:
+            moved = self._best_motion(track, step, camera_only)
+            seen = look(reference, moved, track.gain, self._view, config.appearance)
+            phase = phase_of(seen, config, shown=True)
+            if phase is TrackPhase.TRACKING:
+                if seen.in_view >= IN_FULL_SIGHT and count(seen.hidden_part) <= HIDDEN_SPECK * count(seen.mask):
+                    # its own motion, not an occluder's edge's
+                    track.relative.record(reference, moved, step.camera @ track.homography)
+                track.homography = moved
+            else:  # what the flow followed may be whatever hides it: from here the camera's motion carries it
+                track.homography = camera_only
+        else:
+            radius = min(config.motion.max_carried_px, config.motion.max_object_step_px * (1 + track.unseen))
+            track.homography, seen = look_for(reference, camera_only, track.gain, self._view, radius, config)
+            phase = phase_of(seen, config, shown=False)
+        self._settle(track, seen, phase)
+
+    def _best_motion(self, track: _Track, step: Step, camera_only: np.ndarray) -> np.ndarray:
+        """Where a target in sight went: as its own flow says, there moved to where its look matches best nearby,
+        or as the camera moved; of these the one where it looks most as on the model's frame (an occluder's edge
+        drags the flow, a bright one the look search), then aligned with the model's frame."""
+        reference, gain, view = track.reference, track.gain, self._view
+        by_flow = step_of_target(reference, track.homography, step, view.size) @ track.homography
+        candidates = [by_flow, shifted(by_flow, own_shift(reference, by_flow, gain, view, self.config.motion.max_object_step_px)),
+                      camera_only]
+        best, best_visible = None, -1.0
+        for candidate in candidates:
+            if best is not None and candidate is best:
+                continue
+            visible = look(reference, candidate, gain, view, self.config.appearance).visible
+            if visible > best_visible + SAME_LOOK:
+                best, best_visible = candidate, visible
+        return snapped(reference, aligned(reference, best, gain, view), gain, view, self.config.colour.snap_px)
+
+    def _settle(self, track: _Track, seen: Look, phase: TrackPhase) -> None:
+        """Publish the track in ``phase`` on the newest frame, or follow it unseen (and give up when too long)."""
+        state, occlusion = track.state, self.config.occlusion
+        state.in_view, state.visible = seen.in_view, seen.visible
+        if phase is TrackPhase.TRACKING:
+            mask, confidence = self._full_mask(track, seen)
+            if count(mask) < self.config.min_area_px:
+                phase, mask = TrackPhase.HIDDEN, None
+            elif confidence < self.config.min_confidence and not seen.by_colour:
+                # (a target told by its colours alone is where they are: what is published has them)
+                phase, mask = TrackPhase.LOST, None
+        else:
+            mask, confidence = None, state.confidence
+        track.unseen = 0 if phase is TrackPhase.TRACKING else track.unseen + 1
+        if phase.followed and track.unseen > occlusion.max_unseen_frames:
+            phase = TrackPhase.GONE
+        state.phase, state.confidence = phase, confidence
+        state.mask = mask if mask is not None else np.zeros(self._view.full_shape, bool)
+        track.published_at = track.homography
+
+    def _full_mask(self, track: _Track, seen: Look) -> tuple[np.ndarray, float]:
+        """(the model's mask carried to the newest frame at full resolution, less what something in front hides;
+        the share of the published pixels that look as on the model's frame)."""
+        (height, width), (small_w, small_h) = self._view.full_shape, self._view.size
+        to_full = resolution_change(width / small_w, height / small_h)
+        homography = to_full @ track.homography @ np.linalg.inv(to_full)
+        mask = np.zeros((height, width), bool)
+        colours = track.reference.colours
+        band = self.config.colour.band_px if colours.clean else 0
+        region = bounds(homography, track.reference.full_box, (width, height), margin=2 * band)
+        if region is None:
+            return mask, 0.0
+        x0, y0, x1, y1 = region
+        mask[y0:y1, x0:x1] = warp_into(track.reference.full_mask, homography, region) >= 0.5
+        if band:  # colours found nowhere around it: they say where it is, within the band
+            near = mask[y0:y1, x0:x1]
+            if track.published_at is not None and track.state.found:
+                # ... of the mask carried or of the last one published, moved as the target moved: a target the
+                # model saw partly hidden grows as it comes out (a band a frame, to at most GROWTH times the model's)
+                since = to_full @ track.homography @ np.linalg.inv(track.published_at) @ np.linalg.inv(to_full)
+                near = near | (warp_into(track.state.mask.astype(np.float32), since, region) >= 0.5)
+            segmented = segment(colours, near, self._view.image[y0:y1, x0:x1], track.gain, band)
+            if count(segmented) > GROWTH * max(count(mask[y0:y1, x0:x1]), 1):
+                segmented = segment(colours, mask[y0:y1, x0:x1], self._view.image[y0:y1, x0:x1], track.gain, band)
+            mask[y0:y1, x0:x1] = segmented
+            return mask, seen.visible
+        hidden = seen.hidden_part
+        shown = seen.mask & ~hidden
+        if hidden.any():
+            sx0, sy0, sx1, sy1 = seen.region
+            cut = cv2.resize(hidden.view(np.uint8), (round((sx1 - sx0) * width / small_w), round((sy1 - sy0) * height / small_h)),
+                             interpolation=cv2.INTER_LINEAR).view(bool)
+            fx0, fy0 = round(sx0 * width / small_w), round(sy0 * height / small_h)
+            fx1, fy1 = min(width, fx0 + cut.shape[1]), min(height, fy0 + cut.shape[0])
+            mask[fy0:fy1, fx0:fx1] &= ~cut[:fy1 - fy0, :fx1 - fx0]
+        return mask, count(seen.agree & shown) / max(1, count(shown))
+
+    # --- answers -------------------------------------------------------------------------------------------------------
+    def anchor(self, frame_id: object, masks: list[np.ndarray | None], keep_hidden: bool = True) -> list[TrackedMask]:
+        """The model's masks for frame ``frame_id`` (None: not found), brought to the newest frame; they replace every
+        track. A frame never ``remember``-ed (or forgotten by ``reset``) anchors nothing.
+
+        Except two (unless ``keep_hidden`` is False: the answer is to another question than the tracks'). A "not
+        found" for a target the tracker held hidden on that very frame (and still follows) leaves that track as it
+        is: the model could not see what was hidden; the earlier answer's target is shown again when it comes out.
+        And an answer that is a small part of what the track follows, about a frame on which the tracker saw only
+        part of the target (partly hidden or out of the view), leaves the track with its fuller answer."""
+        with self._lock:
+            chain = self._pending.pop(frame_id, None)
+            if chain is None or self._view is None:
+                self._tracks = []
+                return []
+            if chain.map_xy is None:  # answered before any newer frame arrived
+                if frame_id == self._frame_id:
+                    chain.start_at(self._grid)
+                else:
+                    chain.advance(None, self._grid, self._flow, self._view)
+            previous, self._tracks = self._tracks, []
+            for index, mask in enumerate(masks):
+                earlier = previous[index] if index < len(previous) else None
+                empty = mask is None or not mask.any()
+                seen_then = chain.seen.get(index) if keep_hidden and earlier is not None else None
+                if empty and seen_then == 0.0 and earlier.state.phase.followed:
+                    self._tracks.append(earlier)
+                    continue
+                track = self._new_track(mask, chain, earlier)
+                if seen_then is not None and seen_then < IN_FULL_SIGHT and self._part_of(track, earlier):
+                    track = earlier  # the fuller answer stays the reference (it is seen again as it comes out)
+                else:
+                    self._place(track, chain)
+                    track.state.answer_frame = frame_id
+                self._tracks.append(track)
+            return [track.state for track in self._tracks]
+
+    def _new_track(self, mask: np.ndarray | None, chain: Pending, earlier: _Track | None) -> _Track:
+        """A track for the model's ``mask`` on the chain's frame, placed on the newest frame as the camera moved."""
+        nothing = np.zeros(self._view.full_shape, bool)
+        if mask is None or not mask.any():
+            return _Track(None, np.eye(3), np.ones(3), TrackedMask(nothing, TrackPhase.NOT_FOUND, 0.0, chain.steps))
+        reference = make_reference(chain.source, mask, self.config.colour) if count(mask) >= self.config.min_area_px else None
+        if reference is None:
+            return _Track(None, np.eye(3), np.ones(3), TrackedMask(nothing, TrackPhase.TOO_SMALL, 0.0, chain.steps))
+        relative = RelativeMotion(earlier.relative if earlier is not None else None)
+        dx, dy = relative.per_frame * chain.steps
+        return _Track(reference, translation(float(dx), float(dy)) @ chain.camera, chain.gain.copy(),
+                      TrackedMask(mask.copy(), TrackPhase.TRACKING, 1.0, chain.steps), relative)
+
+    def _place(self, track: _Track, chain: Pending) -> None:
+        """A new answer carried over the frames since the model's: where the chain says its pixels went, or where the
+        camera's motion alone puts it (the chain follows whatever passed in front of it meanwhile); the one where it
+        looks most as on the model's frame, or a little around that where it looks better."""
+        reference = track.reference
+        if reference is None or chain.steps == 0:
+            return
+        carried = self._carried_by_chain(reference, chain)
+        if reference.area < MIN_JUDGED_PX:  # a sliver: its look cannot tell where it is, the model's word stands
+            track.homography = carried if carried is not None else track.homography
+            self._settle(track, look(reference, track.homography, track.gain, self._view, self.config.appearance),
+                         TrackPhase.TRACKING)
+            return
+        radius = min(self.config.motion.max_carried_px, self.config.motion.max_object_step_px * chain.steps)
+        by_camera = look_for(reference, track.homography, track.gain, self._view, radius, self.config)
+        homography, seen = by_camera
+        if carried is not None:
+            # The chain follows whatever passed in front of the target meanwhile: where it disagrees with the camera's
+            # motion by more than the target could have moved by itself, only a clear look of the target counts.
+            by_chain = look_for(reference, carried, track.gain, self._view, radius, self.config)
+            centre = reference.samples.mean(0, keepdims=True)
+            apart = float(np.linalg.norm(project(by_chain[0], centre) - project(by_camera[0], centre)))
+            needed = self.config.occlusion.min_visible if apart <= radius else CLEAR_LOOK
+            if by_chain[1].visible >= max(needed, seen.visible + SAME_LOOK):
+                homography, seen = by_chain
+        track.homography = homography
+        self._settle(track, seen, phase_of(seen, self.config, shown=True))  # the model has just seen it
+
+    def _part_of(self, track: _Track, earlier: _Track) -> bool:
+        """Whether ``track``'s answer is a small part of the target ``earlier`` follows (seen, hidden or out of
+        view): the model answered the visible part of a target coming out from behind something or leaving the
+        image. Compared on the earlier answer's frame, where its target is whole."""
+        if track.reference is None or earlier.reference is None or not earlier.state.phase.followed:
+            return False
+        new_to_old = np.linalg.inv(earlier.homography) @ track.homography
+        new = cv2.warpPerspective(track.reference.mask, new_to_old, self._view.size, flags=cv2.INTER_NEAREST).view(bool)
+        new_area, old = count(new), earlier.reference.mask
+        slack = max(PART_SLACK_PX, round(PART_SLACK * np.sqrt(earlier.reference.area)))
+        near_old = cv2.dilate(old, np.ones((2 * slack + 1,) * 2, np.uint8)).view(bool)
+        return 0 < new_area < PART_OF_AREA * count(old.view(bool)) and count(new & near_old) >= PART_INSIDE * new_area
+
+    def _carried_by_chain(self, reference: Reference, chain: Pending) -> np.ndarray | None:
+        """The homography that best carries the answer's pixels as the chain moved them (None: too few of them are
+        on the newest frame)."""
+        source = chain.map_xy
+        height, width = reference.mask.shape
+        columns, rows = np.round(source[..., 0]).astype(int), np.round(source[..., 1]).astype(int)
+        inside = (columns >= 0) & (columns < width) & (rows >= 0) & (rows < height)
+        on_target = np.zeros(inside.shape, bool)
+        on_target[inside] = reference.mask[rows[inside], columns[inside]] > 0
+        ys, xs = np.nonzero(on_target)
+        if len(xs) < 12:
+            return None
+        newest = np.stack([xs, ys], axis=1).astype(np.float32) * chain.stride
+        homography, inliers = fit_homography(source[ys, xs].astype(np.float32), newest, ANSWER_FIT_PX)
+        return homography if len(inliers) >= 12 else None
