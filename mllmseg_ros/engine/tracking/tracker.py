@@ -26,7 +26,13 @@ PART_OF_AREA = 0.95  # an answer this much smaller than the earlier one's target
 PART_INSIDE = 0.5  # ... with at least this share inside
 PART_SLACK_PX = 3  # ... or this close to it (flow pixels): the earlier track's drift while it was hidden,
 PART_SLACK = 0.25  # ... or this share of its size: the earlier answer may itself be a part (the rest was hidden then)
+WHOLE_BY_COLOUR = 0.8  # a target whose colours cover this share of its carried mask is seen whole by them
 ANSWER_FIT_PX = 1.5  # an answer's pixels, carried by the chain, farther than this from the fitted motion are not its
+
+
+def _centre(mask: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.mean(), ys.mean()])
 
 
 @dataclass
@@ -139,7 +145,15 @@ class MaskTracker:
                 if seen.in_view >= IN_FULL_SIGHT and count(seen.hidden_part) <= HIDDEN_SPECK * count(seen.mask):
                     # its own motion, not an occluder's edge's
                     track.relative.record(reference, moved, step.camera @ track.homography)
-                track.homography = moved
+                elif seen.judged:
+                    # partly hidden: the flow on what shows is dragged by the occluder's edge and would shrink or
+                    # skew the target; it keeps the camera's shape and takes only the shift of its centre
+                    centre = reference.samples.mean(0, keepdims=True)
+                    dx, dy = (project(moved, centre) - project(camera_only, centre))[0]
+                    moved = translation(float(dx), float(dy)) @ camera_only
+                    seen = look(reference, moved, track.gain, self._view, config.appearance)
+                    phase = phase_of(seen, config, shown=True)
+                track.homography = moved if phase is TrackPhase.TRACKING else camera_only
             else:  # what the flow followed may be whatever hides it: from here the camera's motion carries it
                 track.homography = camera_only
         else:
@@ -209,6 +223,12 @@ class MaskTracker:
             segmented = segment(colours, near, self._view.image[y0:y1, x0:x1], track.gain, band)
             if count(segmented) > GROWTH * max(count(mask[y0:y1, x0:x1]), 1):
                 segmented = segment(colours, mask[y0:y1, x0:x1], self._view.image[y0:y1, x0:x1], track.gain, band)
+            carried = mask[y0:y1, x0:x1]
+            if count(segmented) >= WHOLE_BY_COLOUR * count(carried) > 0:
+                # the target seen whole by its colours: its motion is where they are (a fast object outruns the flow)
+                shift = (_centre(segmented) - _centre(carried)) * (small_w / width, small_h / height)
+                if np.hypot(*shift) <= self.config.motion.max_carried_px:
+                    track.homography = translation(float(shift[0]), float(shift[1])) @ track.homography
             mask[y0:y1, x0:x1] = segmented
             return mask, seen.visible
         hidden = seen.hidden_part
