@@ -55,7 +55,9 @@ class MLLMSegNode(LifecycleNode):
         self.streams: list[CameraStream] = []
         self.engine_lock = threading.Lock()  # the segmenter serves one caller at a time (worker or service)
         self.target = Target()
-        self.tracking = TrackingWorker(self)  # results for the frames between model answers (ros/tracking.py)
+        # results for the frames between model answers (ros/tracking.py)
+        self.tracking = TrackingWorker(settings=lambda: self.settings, target=self.target, streams=lambda: self.streams,
+                                       report=lambda problem: self.problems.add("errors", problem), logger=self.get_logger())
         self._wake = threading.Event()
         self._stop = threading.Event()  # of the current worker: each activation starts one with its own
         self._worker: threading.Thread | None = None

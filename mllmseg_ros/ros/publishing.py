@@ -140,6 +140,11 @@ class ResultPublisher:
         self.overlay = publisher(Image, "overlay", IMAGES_QOS)
         self.overlay_compressed = publisher(CompressedImage, "overlay/compressed", IMAGES_QOS)
         self.markers = result_publisher(MarkerArray, "markers")
+        # The newest stamp sent on the topics above but ~/segmentations. A model answer about an older frame than a
+        # result already sent (tracked results ran ahead while the model worked) goes on ~/segmentations only, where
+        # its source and stamp say what it is; the tracker publishes it brought forward to the newest frame.
+        self._newest_stamp: tuple[int, int] | None = None
+        self._stamp_lock = threading.Lock()  # the inference and the tracking threads both publish
         self.vision = vision_messages()
         if self.vision is not None:
             self.detections = result_publisher(self.vision.Detection2DArray, "detections")
@@ -158,9 +163,21 @@ class ResultPublisher:
     def _publish(self, array, frame, results, with_markers: bool) -> None:
         settings = self.node.settings
         apply_mask_format(array.segmentations, results, settings.mask_format if settings else "image")
-        self.segmentations.publish(array)
-        if self.monitor is not None:
-            self.monitor.record_3d(array)
+        stamp = (frame.header.stamp.sec, frame.header.stamp.nanosec)
+        with self._stamp_lock:
+            late = self._newest_stamp is not None and stamp < self._newest_stamp
+            if not late:
+                self._newest_stamp = stamp
+            if late and not all(s.source == s.SOURCE_MODEL for s in array.segmentations):
+                return  # a tracked result is never late on purpose: nothing of it goes out
+            self.segmentations.publish(array)
+            if self.monitor is not None:
+                self.monitor.record_3d(array)
+            if not late:
+                self._publish_stamped(array, frame, results, with_markers)
+
+    def _publish_stamped(self, array, frame, results, with_markers: bool) -> None:
+        """The topics that have no field to tell a late answer by: only ever newer (or equal) stamps."""
         raw_mask, png_mask = self.mask.get_subscription_count() > 0, self.mask_compressed.get_subscription_count() > 0
         if raw_mask or png_mask:  # a full-size image: not built for nobody
             union = np.zeros(frame.rgb.shape[:2], bool)

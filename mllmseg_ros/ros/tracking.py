@@ -1,7 +1,7 @@
 """Results for the camera frames between model answers: the last answer carried to each new frame by optical flow.
 
 A thread of its own (``mllmseg_tracking``) beside the inference thread: woken by every image callback, it moves each
-camera's ``MaskTracker`` (engine/tracking.py) to that camera's newest frame and publishes the carried masks as
+camera's ``MaskTracker`` (engine/tracking/) to that camera's newest frame and publishes the carried masks as
 ``source = SOURCE_TRACKED`` results, with the 3D centroid from that frame's own depth. The inference thread tells it
 which frame the model is answering (``model_takes``) and hands it every answer (``model_answered``): the answer is
 brought forward to the newest frame at once (re-anchoring) and replaces the track (but a "not found" about a frame on
@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import cv2
 import numpy as np
@@ -35,7 +35,8 @@ from .publishing import build_array
 
 if TYPE_CHECKING:
     from .camera_stream import CameraStream
-    from .target import ActiveCommand
+    from .params import NodeSettings
+    from .target import ActiveCommand, Target
 
 
 @dataclass
@@ -106,10 +107,15 @@ class _CameraTrack:
 
 
 class TrackingWorker:
-    """Tracks every camera of ``node`` between model answers (see the module docstring)."""
+    """Tracks every camera between model answers (see the module docstring).
 
-    def __init__(self, node) -> None:
-        self.node = node
+    It sees of the node only what it needs: ``settings()`` (the node's current settings, None before configure),
+    ``target`` (the command whose answers it carries, and the gate results of an old command never pass),
+    ``streams()`` (the cameras), ``report(text)`` (a problem for /diagnostics) and ``logger``."""
+
+    def __init__(self, settings: Callable[[], "NodeSettings | None"], target: "Target",
+                 streams: Callable[[], Iterable["CameraStream"]], report: Callable[[str], None], logger) -> None:
+        self._settings, self._target, self._streams, self._report, self._logger = settings, target, streams, report, logger
         self._cameras: dict[int, _CameraTrack] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -144,7 +150,7 @@ class TrackingWorker:
             return camera
 
     def _config(self) -> TrackerConfig:
-        return TrackerConfig(min_confidence=self.node.settings.track_min_confidence)
+        return TrackerConfig(min_confidence=self._settings().track_min_confidence)
 
     def wanted(self, settings, camera: _CameraTrack | None = None) -> bool:
         """Whether frames between answers get tracked results now."""
@@ -164,10 +170,10 @@ class TrackingWorker:
         camera = self._camera(stream)
         camera.answer_times.append(time.monotonic())
         if not trackable(frame):
-            self.node.get_logger().warning(f"{frame.rgb.shape[1]}x{frame.rgb.shape[0]} frames are too small to track "
+            self._logger.warning(f"{frame.rgb.shape[1]}x{frame.rgb.shape[0]} frames are too small to track "
                                            f"(optical flow needs {MIN_TRACKING_SIDE_PX} px a side): model answers "
                                            "only", throttle_duration_sec=60.0)
-        if not trackable(frame) or not self.wanted(self.node.settings, camera):
+        if not trackable(frame) or not self.wanted(self._settings(), camera):
             camera.tracker.reset()
             camera.answer = None
             return
@@ -196,17 +202,17 @@ class TrackingWorker:
         while not self._stop.is_set():
             self._wake.wait(timeout=0.2)
             self._wake.clear()
-            for stream in list(self.node.streams):
+            for stream in list(self._streams()):
                 if self._stop.is_set():
                     return
                 try:
                     self._follow(stream)
                 except Exception as exc:  # a bad frame must not end tracking for good
-                    self.node.problems.add("errors", f"tracking: {exc}")
-                    self.node.get_logger().error(f"tracking failed on this frame: {exc}", throttle_duration_sec=5.0)
+                    self._report(f"tracking: {exc}")
+                    self._logger.error(f"tracking failed on this frame: {exc}", throttle_duration_sec=5.0)
 
     def _follow(self, stream: "CameraStream") -> None:
-        settings, command = self.node.settings, self.node.target.current
+        settings, command = self._settings(), self._target.current
         camera = self._camera(stream)
         if command is None or (camera.answer is not None and camera.answer.serial != command.serial):
             camera.tracker.reset()  # a new command or a stop: the old target's track is gone
@@ -268,13 +274,13 @@ class TrackingWorker:
         busy = flying is not None and frame_key(flying) != frame_key(frame)
         fresh_answer, camera.publish_newest = camera.publish_newest, False
         answer = camera.answer
-        if answer is None or not states or not (busy or fresh_answer) or not self.node.target.is_current(command):
+        if answer is None or not states or not (busy or fresh_answer) or not self._target.is_current(command):
             return
         self._publish(stream, frame, command, answer, states)
 
     def _publish(self, stream: "CameraStream", frame: Frame, command: "ActiveCommand", answer: _Answer,
                  states: list[TrackedMask]) -> None:
-        settings = self.node.settings
+        settings = self._settings()
         results = tracked_results(answer.expressions, answer.confidences, states, settings.centroid_of_largest_component)
         stream.wait_for_depth_pair(frame, settings)  # its own depth image may come a few ms after the frame
         started = time.perf_counter()
@@ -286,5 +292,5 @@ class TrackingWorker:
             segmentation.track_confidence = float(state.confidence)
             segmentation.track_status = "tracking" if segmentation.found else state.reason
         # through the target's gate: once a stop or a new command has returned, nothing tracked about the old one
-        if self.node.target.publish_if_current(command, lambda: stream.publisher.publish(array, frame, results, settings.publish_markers)):
+        if self._target.publish_if_current(command, lambda: stream.publisher.publish(array, frame, results, settings.publish_markers)):
             self.published += 1

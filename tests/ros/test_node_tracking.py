@@ -335,8 +335,8 @@ def test_a_not_found_answer_about_a_hidden_target_keeps_the_earlier_answers_age(
     from mllmseg_ros.ros.buffers import Frame
     from mllmseg_ros.ros.tracking import TrackingWorker, frame_key
 
-    worker = TrackingWorker(SimpleNamespace(settings=SimpleNamespace(mode="continuous", tracking="on",
-                                                                     track_min_confidence=0.5)))
+    settings = SimpleNamespace(mode="continuous", tracking="on", track_min_confidence=0.5)
+    worker = TrackingWorker(settings=lambda: settings, target=None, streams=list, report=print, logger=None)
     stream = SimpleNamespace(latest=None)
     tracker = worker._camera(stream).tracker
     frames = [Frame(_disc_behind_board(step)[0], None, received=float(step), stamp=100.0 + step) for step in range(40)]
