@@ -396,7 +396,7 @@ def main() -> None:
             started = time.perf_counter()
             sequences.append(rendered(seed, kind, args.seconds, args.fps, width, height))
             print(f"rendered {kind}-{seed} ({len(sequences[-1]['frames'])} frames) in {time.perf_counter() - started:.0f} s", flush=True)
-    min_in_view = TrackerConfig().min_in_view
+    min_in_view = TrackerConfig().occlusion.min_in_view
     if not args.skip_node:
         with tempfile.TemporaryDirectory() as folder:
             checkpoint = tiny_checkpoint(Path(folder), decision="SEG")

@@ -15,7 +15,7 @@ HEIGHT, WIDTH = 120, 160
 K = [150.0, 0.0, 79.5, 0.0, 150.0, 59.5, 0.0, 0.0, 1.0]
 CAMERA_HZ = 20.0
 SHIFT_PX = 1.5  # the view slides this far left per frame
-MIN_IN_VIEW = TrackerConfig().min_in_view
+MIN_IN_VIEW = TrackerConfig().occlusion.min_in_view
 
 
 def _texture() -> np.ndarray:
