@@ -26,8 +26,15 @@ PART_OF_AREA = 0.95  # an answer this much smaller than the earlier one's target
 PART_INSIDE = 0.5  # ... with at least this share inside
 PART_SLACK_PX = 3  # ... or this close to it (flow pixels): the earlier track's drift while it was hidden,
 PART_SLACK = 0.25  # ... or this share of its size: the earlier answer may itself be a part (the rest was hidden then)
-WHOLE_BY_COLOUR = 0.8  # a target whose colours cover this share of its carried mask is seen whole by them
+MAX_SCALE_STEP = 0.03  # a partly hidden target resized by more than 3% in a frame against the camera is an occluder's
+#                       edge dragging its flow (the target's own approach is slower at 15 fps)
+WHOLE_BY_COLOUR = 0.92  # a target whose colours cover this share of its carried mask (and no more than 1 / this, which
+#                        would be a like-coloured neighbour joined to it) is seen whole by them
 ANSWER_FIT_PX = 1.5  # an answer's pixels, carried by the chain, farther than this from the fitted motion are not its
+
+
+def _scale(homography: np.ndarray) -> float:
+    return float(np.sqrt(abs(np.linalg.det(homography[:2, :2])))) or 1e-9
 
 
 def _centre(mask: np.ndarray) -> np.ndarray:
@@ -145,9 +152,9 @@ class MaskTracker:
                 if seen.in_view >= IN_FULL_SIGHT and count(seen.hidden_part) <= HIDDEN_SPECK * count(seen.mask):
                     # its own motion, not an occluder's edge's
                     track.relative.record(reference, moved, step.camera @ track.homography)
-                elif seen.judged:
-                    # partly hidden: the flow on what shows is dragged by the occluder's edge and would shrink or
-                    # skew the target; it keeps the camera's shape and takes only the shift of its centre
+                elif seen.judged and seen.in_view >= IN_FULL_SIGHT:
+                    # partly hidden and resized: the flow on what shows is dragged by the occluder's edge and would
+                    # shrink the target; it keeps the camera's shape and takes only the shift of its centre
                     centre = reference.samples.mean(0, keepdims=True)
                     dx, dy = (project(moved, centre) - project(camera_only, centre))[0]
                     moved = translation(float(dx), float(dy)) @ camera_only
@@ -224,7 +231,8 @@ class MaskTracker:
             if count(segmented) > GROWTH * max(count(mask[y0:y1, x0:x1]), 1):
                 segmented = segment(colours, mask[y0:y1, x0:x1], self._view.image[y0:y1, x0:x1], track.gain, band)
             carried = mask[y0:y1, x0:x1]
-            if count(segmented) >= WHOLE_BY_COLOUR * count(carried) > 0:
+            if seen.visible < CLEAR_LOOK and count(carried) and \
+                    WHOLE_BY_COLOUR * count(carried) <= count(segmented) <= count(carried) / WHOLE_BY_COLOUR:
                 # the target seen whole by its colours: its motion is where they are (a fast object outruns the flow)
                 shift = (_centre(segmented) - _centre(carried)) * (small_w / width, small_h / height)
                 if np.hypot(*shift) <= self.config.motion.max_carried_px:
