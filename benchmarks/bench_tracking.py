@@ -421,8 +421,8 @@ def offline(args) -> dict:
             refind = row["refind_frames"]
             row["refind_over_0_5_s"] = sum(1 for d in refind if d is None or d > 0.5 * args.fps)
             row["hidden_found_share"] = row["hidden_found"] / row["hidden_frames"] if row["hidden_frames"] else None
-            print(f"== {name}, {delay:g} s: tracked IoU {row['tracked_iou']:.3f}, repeat-last {row['baseline_iou']:.3f}, "
-                  f"precision {row['precision']:.3f}, recall {row['recall']:.3f}, hidden called found "
+            print(f"== {name}, {delay:g} s: tracked IoU {row['tracked_iou'] or 0:.3f}, repeat-last "
+                  f"{row['baseline_iou'] or 0:.3f}, precision {row['precision'] or 0:.3f}, recall {row['recall'] or 0:.3f}, hidden called found "
                   f"{row['hidden_found']}/{row['hidden_frames']}, found again later than 0.5 s: "
                   f"{row['refind_over_0_5_s']}/{len(refind)}; {report[name]['cost_ms_mean']:.1f} ms a frame", flush=True)
     return report

@@ -26,6 +26,9 @@ ROSDEP_KEYS = {
 # (bitsandbytes, peft) are imported only when their feature is used.
 PIP_ONLY = {"transformers", "safetensors", "tokenizers", "sentencepiece", "rosbags", "pycocotools"}
 PIP_OPTIONAL = {"bitsandbytes", "peft"}
+# Imported only where tests and benchmarks make their data (data/photo_targets.py: the real-photo tracking sequences),
+# never by the node or the CLI (tests/engine/test_tracking_room.py): a test_depend, in setup.py's test extra.
+TEST_ONLY = {"skimage": "python3-skimage"}
 # ROS packages imported by Python name (the package name itself is the dependency).
 ROS_PYTHON_PACKAGES = {"rclpy", "launch", "launch_ros", "ament_index_python"}
 
@@ -67,7 +70,8 @@ def test_build_and_test_tools_are_declared(package):
 
 def test_every_imported_module_is_declared_or_installed_by_pip(package):
     imported = _imported_top_level_modules()
-    unknown = imported - ROSDEP_KEYS.keys() - PIP_ONLY - PIP_OPTIONAL - ROS_PYTHON_PACKAGES
+    unknown = imported - ROSDEP_KEYS.keys() - PIP_ONLY - PIP_OPTIONAL - ROS_PYTHON_PACKAGES - TEST_ONLY.keys()
+    assert set(TEST_ONLY.values()) <= {d.name for d in package.test_depends}
     ros_messages = {name for name in unknown if name.endswith(("_msgs", "_interfaces"))}
     assert unknown == ros_messages, f"imported but neither a ROS package nor listed here: {sorted(unknown - ros_messages)}"
     declared = _declared(package)

@@ -41,7 +41,7 @@ class ColourConfig:
 
 @dataclass(frozen=True)
 class OcclusionConfig:
-    min_visible: float = 0.3  # a target with less than this share looking as on the model's frame is hidden
+    min_visible: float = 0.2  # a target with less than this share looking as on the model's frame is hidden
     visible_to_show: float = 0.5  # a hidden one is shown again once this share does
     min_in_view: float = 0.4  # a target with less than this share inside the image has left the view
     max_unseen_frames: int = 150  # a target hidden or out of view is looked for this many frames, then given up
