@@ -109,13 +109,11 @@ def test_occluded_target_is_dropped():
 
 
 def test_unrelated_frame_drops_the_track():
-    """A cut to another scene: the track is dropped by the second frame of it (on the first, chance correlations of
-    two random textures may still pass for a third of the target: the same look test must keep a real target through
-    blur and noise)."""
+    """A cut to another scene: no camera motion relates the frames, and chance correlations of two random textures
+    (up to a third of the target) must not keep the track."""
     tracker = anchored(*view())
     other = np.dstack([np.roll(_texture(seed=5), 7, axis=0)[:HEIGHT, :WIDTH]] * 3)
-    tracker.add_frame(other, 1)
-    [state] = tracker.add_frame(other.copy(), 2)
+    [state] = tracker.add_frame(other, 1)
     assert not state.found and state.reason in (OCCLUDED, LOW_CONFIDENCE)
 
 

@@ -73,6 +73,7 @@ class Step:
     backward: np.ndarray  # h x w x 2: for each new pixel, the offset to where it was on the earlier frame
     camera: np.ndarray  # 3 x 3: earlier pixel -> new pixel, the scene's dominant motion
     gain: np.ndarray  # (3,): new brightness / earlier brightness, per channel
+    agreement: float = 1.0  # share of the flow samples the camera's motion explains (a cut to another scene: ~0.03)
 
 
 class FlowField:
@@ -96,7 +97,7 @@ class FlowField:
         camera, inliers = fit_homography(at_earlier[inside], at_new[inside], CAMERA_RANSAC_PX)
         used = np.flatnonzero(inside)[inliers]
         gain = brightness_ratio(earlier.colour, at_earlier[used], new.colour, at_new[used])
-        return Step(backward, camera, gain)
+        return Step(backward, camera, gain, len(inliers) / max(1, int(inside.sum())))
 
     def _grid(self, shape: tuple[int, int]) -> np.ndarray:
         if self._samples is None or self._samples.max(0)[1] >= shape[0] or self._samples.max(0)[0] >= shape[1]:

@@ -26,15 +26,11 @@ PART_OF_AREA = 0.95  # an answer this much smaller than the earlier one's target
 PART_INSIDE = 0.5  # ... with at least this share inside
 PART_SLACK_PX = 3  # ... or this close to it (flow pixels): the earlier track's drift while it was hidden,
 PART_SLACK = 0.25  # ... or this share of its size: the earlier answer may itself be a part (the rest was hidden then)
-MAX_SCALE_STEP = 0.03  # a partly hidden target resized by more than 3% in a frame against the camera is an occluder's
-#                       edge dragging its flow (the target's own approach is slower at 15 fps)
+SCENE_CUT = 0.15  # a frame whose flow the camera's motion explains for less than this share is another scene (a cut:
+#                   0.03; real hand-held video with moving objects and occluders: 0.44 and up)
 WHOLE_BY_COLOUR = 0.92  # a target whose colours cover this share of its carried mask (and no more than 1 / this, which
 #                        would be a like-coloured neighbour joined to it) is seen whole by them
 ANSWER_FIT_PX = 1.5  # an answer's pixels, carried by the chain, farther than this from the fitted motion are not its
-
-
-def _scale(homography: np.ndarray) -> float:
-    return float(np.sqrt(abs(np.linalg.det(homography[:2, :2])))) or 1e-9
 
 
 def _centre(mask: np.ndarray) -> np.ndarray:
@@ -141,8 +137,11 @@ class MaskTracker:
     # --- one frame of one track -------------------------------------------------------------------------------------
     def _update(self, track: _Track, step: Step) -> None:
         config, reference, state = self.config, track.reference, track.state
-        track.gain = track.gain * step.gain
         state.steps += 1
+        if step.agreement < SCENE_CUT:  # no motion relates the frames: whatever matches by chance is not the target
+            self._settle(track, Look(state.in_view, 0.0), TrackPhase.LOST)
+            return
+        track.gain = track.gain * step.gain
         camera_only = track.relative.predict(track.homography, step)
         if state.phase is TrackPhase.TRACKING:
             moved = self._best_motion(track, step, camera_only)
