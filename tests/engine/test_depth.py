@@ -158,3 +158,137 @@ def test_float_depth_in_millimetres_is_recognised(values, millimetres):
     if millimetres:
         assert "looks like millimetres" in problem
 
+
+
+# A camera as drivers report them: fx != fy, the principal point away from the image centre (K as in CameraInfo).
+OFF_CENTRE_K = [600.0, 0.0, 330.0, 0.0, 400.0, 220.0, 0.0, 0.0, 1.0]
+
+
+def off_centre_mask():
+    mask = np.zeros((480, 640), bool)
+    mask[100:140, 480:540] = True  # rows 100..139, columns 480..539: centroid (509.5, 119.5), up and to the right
+    return mask
+
+
+def test_an_off_centre_target_seen_by_a_camera_with_fx_not_fy_to_the_millimetre():
+    """Worked by hand: x = (509.5 - 330) * 2 / 600 = 0.598333 m, y = (119.5 - 220) * 2 / 400 = -0.5025 m (above the
+    optical axis), z = 2 m. y uses fy and cy (k[4], k[5]); x uses fx and cx (k[0], k[2])."""
+    depth = np.full((480, 640), 3.0, np.float32)
+    depth[off_centre_mask()] = 2.0
+    intrinsics = PinholeIntrinsics.from_k(OFF_CENTRE_K, 640, 480)
+    assert (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy) == (600.0, 400.0, 330.0, 220.0)
+    result = centroid_3d(off_centre_mask(), (509.5, 119.5), depth, intrinsics)
+    assert result.status == "ok" and result.samples == 40 * 60
+    assert result.point == pytest.approx((0.598333, -0.5025, 2.0), abs=5e-4)
+    # the same target 1.25 m away: x and y scale with the depth
+    assert deproject(509.5, 119.5, 1.25, intrinsics) == pytest.approx((0.373958, -0.3140625, 1.25), abs=5e-4)
+    # below and left of the principal point: both signs flip
+    assert deproject(130.0, 420.0, 3.0, intrinsics) == pytest.approx((-1.0, 1.5, 3.0), abs=5e-4)
+
+
+def test_a_half_resolution_camera_info_and_depth_give_the_full_resolution_point():
+    """camera_info and depth of a 320 x 240 stream for a 640 x 480 colour image (the principal point scaled about
+    pixel centres: (330 + 0.5) / 2 - 0.5 = 164.75): the same point as with the full-resolution K."""
+    half = PinholeIntrinsics.from_k([300.0, 0.0, 164.75, 0.0, 200.0, 109.75, 0.0, 0.0, 1.0], 320, 240)
+    full = half.scaled_to(640, 480)
+    assert (full.fx, full.fy, full.cx, full.cy, full.width, full.height) == (600.0, 400.0, 330.0, 220.0, 640, 480)
+    depth = np.full((240, 320), 2.0, np.float32)
+    result = centroid_3d(off_centre_mask(), (509.5, 119.5), depth, half)
+    assert result.point == pytest.approx((0.598333, -0.5025, 2.0), abs=5e-4)
+
+
+def test_depth_is_scaled_without_inventing_values_across_an_edge():
+    """Nearest-neighbour scaling: a half-resolution depth image of a 1 m object before a 3 m wall gives only 1 m and
+    3 m under a mask across the edge (a blend would put 2 m where nothing is)."""
+    depth = np.full((240, 320), 3.0, np.float32)
+    depth[:, :160] = 1.0
+    mask = np.zeros((480, 640), bool)
+    mask[:, 300:340] = True
+    assert set(np.unique(depth_samples_in_mask(depth, mask)).tolist()) == {1.0, 3.0}
+
+
+def test_16_bit_depth_in_metres_of_any_scale_as_float32():
+    raw = np.array([[0, 4000, 65535, 1]], np.uint16)
+    metres = depth_to_metres(raw, scale=0.00025)  # a quarter millimetre per unit (RealSense L515)
+    assert metres.dtype == np.float32
+    assert metres.tolist() == [[0.0, 1.0, 0.0, pytest.approx(0.00025)]]  # 65535 is no return: 0, not NaN
+    assert depth_to_metres(np.array([[1.5, np.nan]], np.float64)).dtype == np.float32
+
+
+@pytest.mark.parametrize("fx, fy, usable", [(0.5, 0.5, True), (500.0, 0.0, False), (0.0, 500.0, False)])
+def test_any_positive_focal_length_is_usable(fx, fy, usable):
+    assert PinholeIntrinsics(fx, fy, 1.0, 1.0, 4, 4).valid is usable
+
+
+@pytest.mark.parametrize("width, height, usable", [(640, 0, False), (0, 480, False), (1, 1, True), (-1, 480, False)])
+def test_intrinsics_need_the_size_they_refer_to(width, height, usable):
+    intrinsics = PinholeIntrinsics(500.0, 500.0, 0.0, 0.0, width, height)
+    assert intrinsics.valid is usable
+    if not usable:
+        assert intrinsics.problem() == f"image size {width}x{height}: the size the intrinsics refer to is needed to scale them"
+
+
+def test_every_bad_number_of_the_principal_point_is_named():
+    intrinsics = PinholeIntrinsics(500.0, 500.0, math.nan, math.inf, 640, 480)
+    assert intrinsics.problem() == "cx = nan, cy = inf: the principal point must be finite"
+    intrinsics = PinholeIntrinsics(500.0, 500.0, 0.0, math.nan, 640, 480)
+    assert intrinsics.problem() == "cy = nan: the principal point must be finite"
+
+
+@pytest.mark.parametrize("centroid, depth, intrinsics, status", [
+    (None, np.ones((480, 640), np.float32), PinholeIntrinsics.from_k(K, 640, 480), "target not found"),
+    ((1.0, 1.0), None, PinholeIntrinsics.from_k(K, 640, 480), "no depth image"),
+    ((1.0, 1.0), np.ones((480, 640), np.float32), None, "no camera_info"),
+    ((1.0, 1.0), np.ones((480, 640), np.float32), PinholeIntrinsics(0.0, 500.0, 1.0, 1.0, 640, 480),
+     "camera_info unusable: fx = 0: the focal lengths must be finite and positive"),
+    ((1.0, 1.0), np.zeros((480, 640), np.float32), PinholeIntrinsics.from_k(K, 640, 480), "no valid depth inside the mask"),
+])
+def test_no_point_has_no_samples_and_an_exact_reason(centroid, depth, intrinsics, status):
+    from mllmseg_ros.engine.depth import DepthLimits
+
+    for limits in (None, DepthLimits()):  # limits add a count only when values were measured outside them
+        result = centroid_3d(box_mask(), centroid, depth, intrinsics, limits)
+        assert (result.point, result.samples, result.status) == (None, 0, status)
+
+
+def test_depth_limits_are_inclusive():
+    from mllmseg_ros.engine.depth import DepthLimits
+
+    for value in (0.25, 4.0):
+        depth = np.full((480, 640), value, np.float32)
+        result = centroid_3d(box_mask(), (439.5, 239.5), depth, PinholeIntrinsics.from_k(K, 640, 480), DepthLimits(0.25, 4.0))
+        assert result.status == "ok" and result.point[2] == value
+
+
+def test_millimetres_at_the_limits_are_recognised_and_the_warning_says_what_to_do():
+    """A table 0.1 m away and a wall 20 m away, written in millimetres (100, 20000): both beyond the far limit, and a
+    thousandth of each within the limits, inclusive."""
+    from mllmseg_ros.engine.depth import DepthLimits, float_depth_unit_problem
+
+    for value in (100.0, 20000.0):
+        problem = float_depth_unit_problem(np.full((480, 640), value, np.float32), DepthLimits(0.1, 20.0))
+        assert problem == (f"32FC1 depth looks like millimetres (median {value:g}; float depth must be metres, REP "
+                           "118): publish 16UC1 millimetres or 32FC1 metres")
+
+
+def test_holes_do_not_decide_the_depth_unit():
+    """No-return pixels (0, NaN, inf) are left out before the typical value is taken: millimetres behind 70 % holes
+    are still millimetres, and an image of holes only says nothing."""
+    from mllmseg_ros.engine.depth import DepthLimits, float_depth_unit_problem
+
+    limits = DepthLimits(0.1, 20.0)
+    for hole in (0.0, np.nan, np.inf):
+        depth = np.full((480, 640), 750.0, np.float32)
+        depth[: int(480 * 0.7)] = hole
+        assert "looks like millimetres" in float_depth_unit_problem(depth, limits), hole
+    assert float_depth_unit_problem(np.full((480, 640), np.nan, np.float32), limits) == ""
+    assert float_depth_unit_problem(np.zeros((480, 640), np.float32), limits) == ""
+
+
+def test_a_small_sparse_depth_image_is_read_at_every_pixel():
+    """64 x 48 (fewer pixels than the sample): every pixel is read, so one measured pixel at an odd index decides."""
+    from mllmseg_ros.engine.depth import DepthLimits, float_depth_unit_problem
+
+    depth = np.full((48, 64), np.nan, np.float32)
+    depth[0, 1] = 800.0
+    assert "looks like millimetres" in float_depth_unit_problem(depth, DepthLimits(0.1, 20.0))

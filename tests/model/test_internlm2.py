@@ -131,3 +131,57 @@ def test_wqkv_split_also_handles_biases():
 def test_internlm2_special_tokens_are_read_from_the_tokenizer_files(internlm2_checkpoint):
     model = MLLMSegModel.from_pretrained(internlm2_checkpoint[0])
     assert (model.config.tokens.seg, model.config.tokens.rej) == (TOKENS["[SEG]"], TOKENS["[REJ]"])
+
+
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """InternLM2RMSNorm: x / sqrt(mean(x^2) + eps) * weight."""
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + INTERNLM2["rms_norm_eps"]) * weight
+
+
+def reference_internlm2_logits(llm: dict[str, torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
+    """The InternLM2 language model written from its definition (modeling_internlm2.py, InternLM2ForCausalLM), over
+    the checkpoint's own keys: tok_embeddings; per layer x + attention(attention_norm(x)), then
+    x + w2(silu(w1(h)) * w3(h)) with h = ffn_norm(x); the final norm; the output head. Not our conversion's code."""
+    weight = lambda name: llm[f"language_model.{name}.weight"]  # noqa: E731
+    x = weight("model.tok_embeddings")[ids]
+    for i in range(INTERNLM2["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        h = _rms_norm(x, weight(p + "attention_norm"))
+        x = x + reference_internlm2_attention(h, weight(p + "attention.wqkv"), weight(p + "attention.wo"))
+        h = _rms_norm(x, weight(p + "ffn_norm"))
+        gate, up = h @ weight(p + "feed_forward.w1").T, h @ weight(p + "feed_forward.w3").T
+        x = x + (torch.nn.functional.silu(gate) * up) @ weight(p + "feed_forward.w2").T
+    return _rms_norm(x, weight("model.norm")) @ weight("output").T
+
+
+def test_converted_language_model_equals_internlm2_by_value(internlm2_checkpoint):
+    """Every converted tensor in its place: the whole LLM's logits against the InternLM2 definition. A swapped pair
+    (the two norms, w1 and w3, the head and the embeddings) changes the logits far beyond the tolerance."""
+    folder, llm = internlm2_checkpoint
+    language_model = MLLMSegModel.from_pretrained(folder).language_model
+    ids = torch.tensor([[3, 17, 42, 8, 77, 5, 60, 11, 29]])
+    with torch.no_grad():
+        ours = language_model.lm_head(language_model(language_model.embed_tokens(ids)))
+    expected = reference_internlm2_logits(llm, ids)
+    assert ours.shape == (1, 9, INTERNLM2["vocab_size"])
+    torch.testing.assert_close(ours, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_every_internlm2_tensor_is_used_once():
+    """The conversion renames every LLM key (none left in InternLM2's names) and leaves the rest alone."""
+    from mllmseg_ros.model.conversion import internlm2_to_llama
+
+    llm = internlm2_llm_state()
+    other = {"vision_model.embeddings.patch_embedding.weight": torch.zeros(1), "mlp1.0.weight": torch.ones(2)}
+    converted = internlm2_to_llama({**llm, **other}, HEADS, KV_HEADS)
+    old_names = ("tok_embeddings", "attention.", "feed_forward", "attention_norm", "ffn_norm", "language_model.output.")
+    assert not [k for k in converted if any(name in k for name in old_names)]
+    assert all(converted[k] is v for k, v in other.items())
+    layers = INTERNLM2["num_hidden_layers"]
+    assert len(converted) == len(other) + 3 + layers * 9  # wqkv became three tensors
+    p = "language_model.model.layers.0."
+    assert torch.equal(converted[p + "input_layernorm.weight"], llm[p + "attention_norm.weight"])
+    assert torch.equal(converted[p + "post_attention_layernorm.weight"], llm[p + "ffn_norm.weight"])
+    assert torch.equal(converted[p + "mlp.up_proj.weight"], llm[p + "feed_forward.w3.weight"])
+    assert torch.equal(converted[p + "mlp.down_proj.weight"], llm[p + "feed_forward.w2.weight"])
+    assert torch.equal(converted[p + "self_attn.o_proj.weight"], llm[p + "attention.wo.weight"])

@@ -1,0 +1,224 @@
+"""Mutation testing of the modules whose mistakes reach a planner or a motor (docs/testing.md), one module at a time.
+
+Each target runs mutmut (3.x, forkserver isolation: the parent never imports torch or rclpy before forking) in a
+scratch copy of the checkout (or of a git revision, ``--rev``), with only the tests that cover the module, and writes
+``out/mutation/<target>/report.json`` and ``report.md``: every mutant's status and the diff of each one that
+survived. ``scripts/mutation_equivalent.tsv`` names the survivors judged equivalent (no behaviour can tell them
+apart) or accepted (a reason is given); the score is killed / (mutants - equivalent).
+
+A scratch copy, not the checkout: mutmut writes its ``mutants/`` tree and settings (a pyproject.toml section) there,
+and each target needs its own test selection. Its tests import the mutated copy first (mutmut puts it at the front of
+sys.path); the generated ROS interfaces still come from the venv (pkgutil.extend_path in mllmseg_ros/__init__.py).
+Tests that start the node as a process are never selected: that process would import the checkout, not the mutant.
+
+    scripts/mutation.sh [--rev REV] [TARGET ...]     (no target: all of them, one after the other)
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "out" / "mutation"
+EQUIVALENT_FILE = REPO / "scripts" / "mutation_equivalent.tsv"
+COPIED = ("mllmseg_ros", "tests", "config", "models")  # what the selected tests read
+TARGET_SCORE = 0.9
+
+
+@dataclass(frozen=True)
+class Target:
+    files: tuple[str, ...]  # source files mutated
+    tests: tuple[str, ...]  # test files (or node ids) run against the mutants; missing ones are left out (--rev)
+    functions: tuple[str, ...] = ()  # fnmatch patterns of the functions in scope (mutmut's names); () = all
+    about: str = ""
+
+
+def _names(module: str, *functions: str) -> tuple[str, ...]:
+    """mutmut's mutant-name patterns for ``functions`` of ``module`` ("Class.method" or "function")."""
+    patterns = []
+    for function in functions:
+        owner, _, name = function.rpartition(".")
+        patterns.append(f"{module}.xǁ{owner}ǁ{name}__mutmut_*" if owner else f"{module}.x_{name}__mutmut_*")
+    return tuple(patterns)
+
+
+ENGINE = "mllmseg_ros.engine"
+# In-process node tests of the sensor inputs, beside each ROS module's own tests (the whole node suite per mutant would
+# take hours; these are the node tests that exercise QoS matching and depth pairing).
+NODE_QOS = ("tests/ros/test_node.py::test_best_effort_camera_is_matched",
+            "tests/ros/test_node.py::test_reliable_publisher_appearing_later_is_matched")
+NODE_DEPTH = ("tests/ros/test_node.py::test_3d_centroid_from_depth_and_camera_info",
+              "tests/ros/test_node.py::test_depth_outside_the_stamp_tolerance_is_not_used")
+TARGETS: dict[str, Target] = {
+    "depth": Target(("mllmseg_ros/engine/depth.py",), ("tests/engine/test_depth.py",)),
+    "postprocess": Target(
+        ("mllmseg_ros/engine/postprocess.py",),
+        ("tests/engine/test_postprocess.py", "tests/engine/test_segmenter.py", "tests/engine/test_mask_iou.py")),
+    "segmenter": Target(
+        ("mllmseg_ros/engine/segmenter.py",),
+        ("tests/engine/test_segmenter.py", "tests/engine/test_decision.py"),
+        _names(f"{ENGINE}.segmenter", "Segmenter._answers", "Segmenter._result"),
+        "the decision and the thresholding: _answers (mask = probability > threshold, [REJ] -> empty) and _result "
+        "(found = [SEG] and a non-empty mask)"),
+    "commands": Target(("mllmseg_ros/engine/commands.py",), ("tests/engine/test_commands.py",)),
+    "command_reader": Target(
+        ("mllmseg_ros/engine/command_reader.py",), ("tests/engine/test_commands.py",),
+        _names(f"{ENGINE}.command_reader", "Reading.then", "SentenceReader.sentence", "SentenceReader.clause",
+               "SentenceReader.after_stop", "SentenceReader.after_hold", "SentenceReader.after_negation",
+               "SentenceReader.targets", "SentenceReader.target", "SentenceReader.expression"),
+        "the decisions of a sentence's reading: stop, hold, negation, correction, targets, and what names no object "
+        "(the phrase matching of command_grammar.py is not in scope)"),
+    "qos": Target(("mllmseg_ros/ros/qos.py",), ("tests/ros/test_qos.py", *NODE_QOS)),
+    "camera_stream": Target(("mllmseg_ros/ros/camera_stream.py",), ("tests/ros/test_camera_stream.py", *NODE_DEPTH)),
+    "depth_pairing": Target(("mllmseg_ros/ros/depth_pairing.py",), ("tests/ros/test_depth_pairing.py", *NODE_DEPTH)),
+    "buffers": Target(("mllmseg_ros/ros/buffers.py",),
+                      ("tests/ros/test_buffers.py", "tests/ros/test_camera_stream.py", *NODE_DEPTH)),
+    "params": Target(("mllmseg_ros/ros/params.py",), ("tests/ros/test_params.py", "tests/ros/test_param_coercion.py")),
+    "param_coercion": Target(("mllmseg_ros/ros/param_coercion.py",),
+                             ("tests/ros/test_param_coercion.py", "tests/ros/test_params.py")),
+    "conversion": Target(("mllmseg_ros/model/conversion.py",), ("tests/model/test_internlm2.py", "tests/model/test_loading.py")),
+    "tracking": Target(("mllmseg_ros/engine/tracking.py",), ("tests/engine/test_tracking.py",),
+                       _names(f"{ENGINE}.tracking", "Tracker._update", "Tracker._continue_in_view", "Tracker._hidden",
+                              "Tracker._follow_hidden", "Tracker._drop"),
+                       "the tracker's drop decisions (re-pointed once issue 31's tracker package has landed)"),
+}
+
+
+def equivalents() -> dict[str, tuple[str, str]]:
+    """{mutant name: (equivalent|accepted, reason)} from scripts/mutation_equivalent.tsv."""
+    table = {}
+    if EQUIVALENT_FILE.exists():
+        for line in EQUIVALENT_FILE.read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                name, kind, reason = line.split("\t", 2)
+                table[name] = (kind, reason)
+    return table
+
+
+def scratch_copy(folder: Path, rev: str | None) -> None:
+    """The files the tests need, from the working tree or from ``rev``."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    if rev:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, *COPIED], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    else:
+        for name in COPIED:
+            shutil.copytree(REPO / name, folder / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def settings(target: Target, tests: list[str]) -> str:
+    quoted = lambda items: "[" + ", ".join(json.dumps(i) for i in items) + "]"  # noqa: E731
+    return "\n".join([
+        "[tool.mutmut]",
+        'source_paths = ["mllmseg_ros"]',
+        f"only_mutate = {quoted(target.files)}",
+        f"pytest_add_cli_args_test_selection = {quoted(tests)}",
+        # -x: one failing test kills the mutant; no cache folder in the copy; the suite's own 900 s guard.
+        'pytest_add_cli_args = ["-x", "-q", "-p", "no:cacheprovider", "--timeout=900"]',
+        'process_isolation = "forkserver"',  # torch and rclpy are not fork-safe once their threads run
+        "use_git_change_detection = false",
+        "",
+    ])
+
+
+def run_target(name: str, target: Target, rev: str | None, jobs: int) -> dict:
+    folder = OUT / name
+    scratch_copy(folder, rev)
+    tests = [t for t in target.tests if (folder / t.split("::")[0]).exists()]
+    if not tests:
+        raise SystemExit(f"mutation: {name}: none of its tests exist in this tree: {', '.join(target.tests)}")
+    (folder / "pyproject.toml").write_text(settings(target, tests))
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               MLLMSEG_SHARED_DIR=os.environ.get("MLLMSEG_SHARED_DIR", str(REPO.parent / "shared")))
+    started = time.monotonic()
+    command = [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(jobs), *target.functions]
+    with open(folder / "mutmut.log", "w") as log:
+        code = subprocess.run(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    seconds = time.monotonic() - started
+    if code != 0:
+        raise SystemExit(f"mutation: {name}: mutmut exited {code}; see {folder / 'mutmut.log'}")
+    report = subprocess.run([sys.executable, __file__, "--report-in", str(folder), name], cwd=folder, env=env,
+                            capture_output=True, text=True)
+    if report.returncode != 0:
+        raise SystemExit(f"mutation: {name}: report failed:\n{report.stderr}")
+    result = json.loads((folder / "report.json").read_text())
+    result.update(seconds=round(seconds), rev=rev or "working tree", tests=tests)
+    (folder / "report.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    return result
+
+
+def write_report(folder: Path, name: str) -> None:
+    """In the scratch folder (mutmut's settings there): statuses, survivors' diffs, the score."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+    from mutmut.stats import status_by_exit_code
+
+    target, known = TARGETS[name], equivalents()
+    statuses: dict[str, str] = {}
+    for path in target.files:
+        meta = json.loads((folder / "mutants" / f"{path}.meta").read_text())
+        for mutant, code in meta["exit_code_by_key"].items():
+            if not target.functions or any(fnmatch.fnmatch(mutant, p) for p in target.functions):
+                statuses[mutant] = status_by_exit_code[code]
+    survivors = []
+    for mutant, status in sorted(statuses.items()):
+        if status in ("killed", "timeout", "segfault"):  # a hang or a crash is caught too
+            continue
+        diff = get_diff_for_mutant(mutant, path=next(p for p in target.files if p[:-3].replace("/", ".") in mutant))
+        changed = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+        kind, reason = known.get(mutant, ("", ""))
+        survivors.append({"mutant": mutant, "status": status, "change": changed, "verdict": kind, "reason": reason})
+    equivalent = sum(1 for s in survivors if s["verdict"] == "equivalent")
+    killed = len(statuses) - len(survivors)
+    score = killed / (len(statuses) - equivalent) if len(statuses) > equivalent else 1.0
+    result = {"target": name, "files": list(target.files), "scope": target.about or "whole module",
+              "mutants": len(statuses), "killed": killed, "survived": len(survivors), "equivalent": equivalent,
+              "accepted": sum(1 for s in survivors if s["verdict"] == "accepted"), "score": round(score, 4),
+              "survivors": survivors}
+    (folder / "report.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    lines = [f"# {name}: {killed}/{len(statuses) - equivalent} killed ({score:.1%}), {equivalent} equivalent", ""]
+    for s in survivors:
+        lines += [f"- `{s['mutant']}` ({s['status']}; {s['verdict'] or 'UNJUDGED'}: {s['reason']})",
+                  *(f"      {c}" for c in s["change"])]
+    (folder / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("targets", nargs="*", help=f"of: {', '.join(TARGETS)} (default: all)")
+    parser.add_argument("--rev", help="mutate and test this git revision instead of the working tree")
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", "1")),
+                        help="mutants run at once (default 1: a shared 2-core machine)")
+    parser.add_argument("--report-in", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.report_in:
+        write_report(args.report_in, args.targets[0])
+        return
+    unknown = set(args.targets) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown target(s) {sorted(unknown)}; known: {', '.join(TARGETS)}")
+    failed = []
+    for name in args.targets or list(TARGETS):
+        result = run_target(name, TARGETS[name], args.rev, args.jobs)
+        unjudged = [s["mutant"] for s in result["survivors"] if not s["verdict"]]
+        print(f"{name}: {result['killed']}/{result['mutants'] - result['equivalent']} killed = {result['score']:.1%} "
+              f"({result['equivalent']} equivalent, {result['accepted']} accepted, {len(unjudged)} unjudged) "
+              f"in {result['seconds']} s; {OUT / name / 'report.md'}", flush=True)
+        if result["score"] < TARGET_SCORE:
+            failed.append(name)
+    if failed:
+        print(f"mutation: below {TARGET_SCORE:.0%}: {', '.join(failed)}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
