@@ -9,8 +9,9 @@ py=$venv/bin/python
 stamp=$venv/.setup-stamp
 pip=("$py" -m pip --disable-pip-version-check -q)
 
-# The installed set depends on these files and on whether a ROS distro is sourced.
-want="$(cat setup.py setup.cfg pyproject.toml requirements.txt scripts/setup.sh 2>/dev/null | sha256sum | cut -d' ' -f1) ros=${ROS_DISTRO:-pip}"
+# The installed set depends on these files, on whether a ROS distro is sourced, and on where this checkout is: the
+# editable install points at a path, so a venv carried to another clone would run the first clone's code.
+want="$(cat setup.py setup.cfg pyproject.toml requirements.txt scripts/setup.sh 2>/dev/null | sha256sum | cut -d' ' -f1) ros=${ROS_DISTRO:-pip} checkout=$(pwd -P)"
 if [[ -x $py && -f $stamp && "$(<"$stamp")" == "$want" ]]; then
     # The ROS interfaces (msg/, srv/, CMakeLists.txt) have their own stamp: a msg change rebuilds only them.
     exec scripts/build_interfaces.sh

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 import rclpy
@@ -18,6 +19,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from .param_sources import drop_unparseable
 
 MAX_DROPPED_ARGUMENTS = 16
+PACKAGE_LINE = "running mllmseg_ros from "
 
 
 def init_ros(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -41,6 +43,8 @@ def init_ros(argv: list[str]) -> tuple[list[str], list[str]]:
 def run(node_factory: Callable[..., object], args: list[str] | None = None) -> None:
     argv, problems = init_ros(list(sys.argv if args is None else args))
     node = node_factory(argv=argv, startup_problems=problems)
+    # Which installation runs (a venv made in another clone would run that clone's code); the tests read it too.
+    node.get_logger().info(f"{PACKAGE_LINE}{Path(__file__).resolve().parents[1]}")
     # Single-threaded on purpose. The callbacks only hand work over (inference has its own thread, ~/segment answers
     # from one of its own, so a command is never queued behind either), and rclpy's MultiThreadedExecutor is slow
     # with large messages (measured in the README's "Node overhead"). Composed into a MultiThreadedExecutor, the

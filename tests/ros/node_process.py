@@ -14,6 +14,8 @@ from typing import Iterator
 
 import yaml
 
+from mllmseg_ros.ros.startup import PACKAGE_LINE
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 STEP_STARTED = "slow model: inference step started"  # slow_node.py prints it as each model step begins
@@ -93,3 +95,5 @@ def run_node(ros_args: list[str], delay_s: float | None = None) -> Iterator[Node
         yield node
     finally:
         node.stop()
+    # The process ran this checkout's code, not another clone's installed in the venv.
+    assert f"{PACKAGE_LINE}{REPO / 'mllmseg_ros'}\n" in node.output, node.output[-3000:]
