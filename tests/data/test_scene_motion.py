@@ -47,7 +47,7 @@ def test_same_seed_same_sequence():
 def test_frames_are_consistent(kind):
     sequence = make_motion_sequence(11, kind, **SMALL)
     intrinsics = PinholeIntrinsics.from_k(sequence.k, 160, 120)
-    images = []
+    images, located_centres = [], 0
     for frame in sequence.frames():
         union = np.sum(frame.masks, axis=0)
         assert union.max() <= 1  # visible masks never overlap
@@ -58,8 +58,11 @@ def test_frames_are_consistent(kind):
             assert len(np.unique(frame.depth_mm[mask])) == 1  # one depth per object, as in scenes.py
             # the true centre seen from this pose lies where the object's pixels are
             located = centroid_3d(mask, tuple(np.argwhere(mask)[:, ::-1].mean(0)), depth_to_metres(frame.depth_mm), intrinsics)
-            if frame.in_view[index] > 0.99 and mask.sum() > 40 and located.point is not None:
+            if frame.in_view[index] > 0.99 and mask.sum() > 40:
+                assert located.point is not None, (kind, frame.index, index, located.reason)  # one valid depth
                 assert abs(located.point[0] - frame.centres[index][0]) < 0.06, (kind, frame.index, index)
+                located_centres += 1
+    assert located_centres >= len(images)  # the check above ran (at least one whole object a frame)
     assert not np.array_equal(images[0], images[len(images) // 2])  # the view changes
 
 
