@@ -11,7 +11,7 @@ and each target needs its own test selection. Its tests import the mutated copy 
 sys.path); the generated ROS interfaces still come from the venv (pkgutil.extend_path in mllmseg_ros/__init__.py).
 Tests that start the node as a process are never selected: that process would import the checkout, not the mutant.
 
-    scripts/mutation.sh [--rev REV] [TARGET ...]     (no target: all of them, one after the other)
+    scripts/mutation.sh [--rev REV] [--out DIR] [TARGET ...]     (no target: all of them, one after the other)
 """
 from __future__ import annotations
 
@@ -131,8 +131,8 @@ def settings(target: Target, tests: list[str]) -> str:
     ])
 
 
-def run_target(name: str, target: Target, rev: str | None, jobs: int) -> dict:
-    folder = OUT / name
+def run_target(name: str, target: Target, rev: str | None, jobs: int, out: Path = OUT) -> dict:
+    folder = out / name
     scratch_copy(folder, rev)
     tests = [t for t in target.tests if (folder / t.split("::")[0]).exists()]
     if not tests:
@@ -198,6 +198,7 @@ def main() -> None:
     parser.add_argument("--rev", help="mutate and test this git revision instead of the working tree")
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", "1")),
                         help="mutants run at once (default 1: a shared 2-core machine)")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"reports under OUT/<target>/ (default {OUT})")
     parser.add_argument("--report-in", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.report_in:
@@ -208,11 +209,11 @@ def main() -> None:
         parser.error(f"unknown target(s) {sorted(unknown)}; known: {', '.join(TARGETS)}")
     failed = []
     for name in args.targets or list(TARGETS):
-        result = run_target(name, TARGETS[name], args.rev, args.jobs)
+        result = run_target(name, TARGETS[name], args.rev, args.jobs, args.out.resolve())
         unjudged = [s["mutant"] for s in result["survivors"] if not s["verdict"]]
         print(f"{name}: {result['killed']}/{result['mutants'] - result['equivalent']} killed = {result['score']:.1%} "
               f"({result['equivalent']} equivalent, {result['accepted']} accepted, {len(unjudged)} unjudged) "
-              f"in {result['seconds']} s; {OUT / name / 'report.md'}", flush=True)
+              f"in {result['seconds']} s; {args.out / name / 'report.md'}", flush=True)
         if result["score"] < TARGET_SCORE:
             failed.append(name)
     if failed:
