@@ -292,3 +292,14 @@ def test_a_small_sparse_depth_image_is_read_at_every_pixel():
     depth = np.full((48, 64), np.nan, np.float32)
     depth[0, 1] = 800.0
     assert "looks like millimetres" in float_depth_unit_problem(depth, DepthLimits(0.1, 20.0))
+
+def test_near_metres_with_far_outliers_are_not_millimetres():
+    """A table 0.5 m away in metres, with a minority of stray far values (150, past the far limit): the median is
+    taken over every measured value, not only those above 1, so the image is metres (values under 1 m count)."""
+    from mllmseg_ros.engine.depth import DepthLimits, float_depth_unit_problem
+
+    depth = np.full((480, 640), 0.5, np.float32)
+    depth[: int(480 * 0.3)] = 150.0
+    assert float_depth_unit_problem(depth, DepthLimits(0.1, 20.0)) == ""
+    depth[: int(480 * 0.7)] = 150.0  # the far values are now the typical value: millimetres (0.15 m)
+    assert "looks like millimetres" in float_depth_unit_problem(depth, DepthLimits(0.1, 20.0))
