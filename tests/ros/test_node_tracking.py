@@ -156,6 +156,30 @@ def test_frames_between_slow_answers_get_tracked_results_that_follow_the_target(
         assert segmentation.track_confidence == 1.0 and segmentation.answer_age_s == 0.0 and segmentation.track_status == ""
 
 
+def test_a_tracked_frame_waits_for_its_own_depth_arriving_after_it(ros, make_node, seg_checkpoint):
+    """A depth pipeline a little behind the colour stream: each frame's depth image comes 30 ms after the frame. The
+    stamps are 1 s apart (the previous frame's depth is far outside depth_sync_tolerance_s), so a tracked result
+    computed before its own depth arrived would have no 3D answer. Each must have its own frame's depth."""
+    node, driver, _ = started(ros, make_node, seg_checkpoint, delay_s=1.5, tracking="on",
+                              depth_sync_tolerance_s=0.4)
+    for index in range(40):
+        image, depth, info = messages(index)
+        for msg in (image, depth, info):  # 1 s apart: a frame's depth can only be its own
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 1 + index, 0
+        driver.info.publish(info)
+        driver.image.publish(image)
+        time.sleep(0.03)
+        driver.depth.publish(depth)
+        time.sleep(0.07)
+        if len(by_source(driver)[1]) >= 8:
+            break
+    assert wait_for(lambda: len(by_source(driver)[1]) >= 8)
+    for array in by_source(driver)[1]:
+        segmentation = array.segmentations[0]
+        assert segmentation.centroid_3d_valid, segmentation.centroid_3d_status
+        assert segmentation.centroid_3d.z == pytest.approx(depth_of_frame(array.header.stamp.sec - 1), abs=1e-3)
+
+
 def test_an_answer_is_brought_to_the_newest_frame_at_once(ros, make_node, seg_checkpoint):
     """Right after each model answer (to a frame taken a second earlier) comes a tracked result for the newest frame."""
     # every 5th frame on schedule: most frames skipped, yet the view slides only 7.5 px between tracked ones
