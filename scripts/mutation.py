@@ -56,7 +56,11 @@ ENGINE = "mllmseg_ros.engine"
 NODE_QOS = ("tests/ros/test_node.py::test_best_effort_camera_is_matched",
             "tests/ros/test_node.py::test_reliable_publisher_appearing_later_is_matched")
 NODE_DEPTH = ("tests/ros/test_node.py::test_3d_centroid_from_depth_and_camera_info",
-              "tests/ros/test_node.py::test_depth_outside_the_stamp_tolerance_is_not_used")
+              "tests/ros/test_node.py::test_depth_outside_the_stamp_tolerance_is_not_used",
+              "tests/ros/test_node_timing.py::test_a_frames_own_depth_counts_when_it_comes_after_the_next_frame",
+              "tests/ros/test_node_tracking.py::test_a_tracked_frame_waits_for_its_own_depth_arriving_after_it",
+              "tests/ros/test_node_param_effects.py::test_use_depth_false_gives_2d_answers_and_reads_no_depth",
+              "tests/ros/test_node_masks.py::test_3d_centroid_to_the_millimetre_with_depth_scale")
 TARGETS: dict[str, Target] = {
     "depth": Target(("mllmseg_ros/engine/depth.py",), ("tests/engine/test_depth.py",)),
     "postprocess": Target(
@@ -77,10 +81,16 @@ TARGETS: dict[str, Target] = {
         "the decisions of a sentence's reading: stop, hold, negation, correction, targets, and what names no object "
         "(the phrase matching of command_grammar.py is not in scope)"),
     "qos": Target(("mllmseg_ros/ros/qos.py",), ("tests/ros/test_qos.py", *NODE_QOS)),
-    "camera_stream": Target(("mllmseg_ros/ros/camera_stream.py",), ("tests/ros/test_camera_stream.py", *NODE_DEPTH)),
-    "depth_pairing": Target(("mllmseg_ros/ros/depth_pairing.py",), ("tests/ros/test_depth_pairing.py", *NODE_DEPTH)),
-    "buffers": Target(("mllmseg_ros/ros/buffers.py",),
-                      ("tests/ros/test_buffers.py", "tests/ros/test_camera_stream.py", *NODE_DEPTH)),
+    "camera_stream": Target(
+        ("mllmseg_ros/ros/camera_stream.py",), NODE_DEPTH,
+        _names("mllmseg_ros.ros.camera_stream", "CameraStream._on_image", "CameraStream._on_depth",
+               "CameraStream._on_camera_info", "CameraStream._waiting_frames", "CameraStream.take_frame",
+               "CameraStream.finish_frame", "CameraStream.wait_for_depth_pair", "CameraStream.subscribe"),
+        "what a frame is paired with: the frame and its depth and camera_info as they arrive, the hand-over to the "
+        "model, the wait for a frame's own depth, which sensor topics are subscribed (not the warnings' texts, nor "
+        "the QoS re-subscription, which ros/qos.py's target covers)"),
+    "depth_pairing": Target(("mllmseg_ros/ros/depth_pairing.py",), NODE_DEPTH),
+    "buffers": Target(("mllmseg_ros/ros/buffers.py",), ("tests/ros/test_buffers.py",)),
     "params": Target(("mllmseg_ros/ros/params.py",), ("tests/ros/test_params.py", "tests/ros/test_param_coercion.py")),
     "param_coercion": Target(("mllmseg_ros/ros/param_coercion.py",),
                              ("tests/ros/test_param_coercion.py", "tests/ros/test_params.py")),
