@@ -187,6 +187,19 @@ def results_flow(driver: Driver, since: int = 0, stamp_ns: int = 1) -> bool:
     return wait_for(lambda: (driver.image.publish(rgb_msg(stamp_ns=stamp_ns)), len(driver.arrays) > since)[1], interval=0.2)
 
 
+def seconds_to_results(driver: Driver, since: int = 0, stamp_ns: int = 1) -> float:
+    """``results_flow`` (asserted), timed: how long this node takes to answer here and now."""
+    started = time.monotonic()
+    assert results_flow(driver, since, stamp_ns)
+    return time.monotonic() - started
+
+
+def quiet_window(seconds_to_answer: float) -> float:
+    """How long a "nothing more was published" check waits: three times what the node just took to answer in the same
+    test (at least 1 s), so a node that is merely slow (a loaded machine) cannot pass it."""
+    return max(1.0, 3.0 * seconds_to_answer)
+
+
 def stamp_ns_of(array) -> int:
     return array.header.stamp.sec * 10**9 + array.header.stamp.nanosec
 
