@@ -55,8 +55,10 @@ def test_the_slot_keeps_the_newest_frame_and_counts_drops():
     assert slot.take() is second and slot.take() is None and slot.peek() is None
     slot.put(third)  # the slot was empty: no drop
     assert (slot.received, slot.dropped) == (3, 1)
+    slot.put(first)  # the second drop counts too
+    assert slot.peek() is first and (slot.received, slot.dropped) == (4, 2)
     slot.clear()
-    assert slot.peek() is None and slot.take() is None and (slot.received, slot.dropped) == (3, 1)
+    assert slot.peek() is None and slot.take() is None and (slot.received, slot.dropped) == (4, 2)
 
 
 def test_the_matcher_finds_the_nearest_stamp_and_forgets_the_oldest():
