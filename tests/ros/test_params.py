@@ -23,10 +23,13 @@ def declared(ros, **given):
 
 
 def test_values_as_typed_are_stored_as_meant_and_defaults_fill_the_rest(ros):
-    node, problems = declared(ros, max_rate_hz=2, use_depth="no", tracking=False, cameras="left", threads=2.0)
+    node, problems = declared(ros, max_rate_hz=2, use_depth="no", tracking=False, cameras="left", threads=2.0,
+                              image_transport="Compressed")
     assert problems == {}
-    stored = {name: node.get_parameter(name).value for name in ("max_rate_hz", "use_depth", "tracking", "cameras", "threads")}
-    assert stored == {"max_rate_hz": 2.0, "use_depth": False, "tracking": "off", "cameras": ["left"], "threads": 2}
+    names = ("max_rate_hz", "use_depth", "tracking", "cameras", "threads", "image_transport")
+    stored = {name: node.get_parameter(name).value for name in names}
+    assert stored == {"max_rate_hz": 2.0, "use_depth": False, "tracking": "off", "cameras": ["left"], "threads": 2,
+                      "image_transport": "compressed"}  # a str meaning another str is stored as meant too
     assert type(stored["max_rate_hz"]) is float and type(stored["threads"]) is int
     assert node.get_parameter("threshold").value == 0.5 and node.get_parameter("mode").value == "continuous"
     assert all(node.has_parameter(spec.name) for spec in PARAMETERS)
@@ -38,6 +41,8 @@ def test_wrong_values_are_reasons_and_keep_their_defaults(ros):
     assert problems["threshold"] == "threshold: 2.0 is out of range; expected a number from 0 to 1"
     assert problems["mode"] == "mode: 'sometimes' is not one of continuous, once"
     assert node.get_parameter("threshold").value == 0.5 and node.get_parameter("max_rate_hz").value == 1.5
+    kept = node.describe_parameter("threshold")  # re-declared with its default: still described and ranged
+    assert kept.description == SPECS["threshold"].description and kept.floating_point_range[0].to_value == 1.0
     with pytest.raises(ValueError, match="mode: 'sometimes'"):
         NodeSettings.from_node(node)
     assert start_value(node, "mode") == "continuous"  # the default while the given one is wrong
@@ -56,6 +61,8 @@ def test_descriptors_say_the_type_the_range_and_the_choices(ros):
     assert not threads.floating_point_range
     assert node.describe_parameter("mode").description.endswith("(one of: continuous, once)")
     assert not node.describe_parameter("use_depth").floating_point_range
+    assert node.describe_parameter("diagnostics_window_s").floating_point_range[0].from_value == 0.1
+    assert node.describe_parameter("max_command_chars").integer_range[0].from_value == 1
 
 
 def test_settings_from_the_node(ros):
@@ -103,6 +110,9 @@ def test_what_may_change_and_when():
     assert check_changes({"min_depth_m": 25.0, "max_depth_m": 30.0}, True, current) == (
         None, {"min_depth_m": 25.0, "max_depth_m": 30.0})
     assert check_changes({"stop_phrases": ["halt", ""]}, True, current) == (None, {"stop_phrases": ("halt",)})
+    crossed = {"min_depth_m": 5.0, "max_depth_m": 2.0}.__getitem__  # given so at start: refused at configure only
+    assert check_changes({"threshold": 0.3}, False, crossed) == (None, {"threshold": 0.3})
+    assert check_changes({"max_depth_m": 6.0}, False, crossed) == (None, {"max_depth_m": 6.0})  # mended
 
 
 def test_settings_values_and_ownership():
