@@ -202,6 +202,39 @@ def write_report(folder: Path, name: str) -> None:
     (folder / "report.md").write_text("\n".join(lines) + "\n")
 
 
+def summary(after: Path, before: Path) -> str:
+    """docs/testing.md's table and survivor list from the reports under ``after`` (and ``before`` for the scores),
+    with the verdicts of scripts/mutation_equivalent.tsv as it is now."""
+    known = equivalents()
+
+    def scored(folder: Path, name: str) -> tuple[dict | None, str]:
+        path = folder / name / "report.json"
+        if not path.exists():
+            return None, "-"
+        r = json.loads(path.read_text())
+        equivalent = sum(1 for s in r["survivors"] if known.get(s["mutant"], ("",))[0] == "equivalent")
+        return r, f"{r['killed']}/{r['mutants'] - equivalent} = {r['killed'] / (r['mutants'] - equivalent):.1%}"
+
+    rows, survivors = [], []
+    for name, target in TARGETS.items():
+        r, after_score = scored(after, name)
+        if r is None:
+            continue
+        kinds = [known.get(s["mutant"], ("",))[0] for s in r["survivors"]]
+        tests = ", ".join(f"`{t.removeprefix('tests/')}`" for t in r["tests"])
+        rows.append(f"| {name} | `{', '.join(target.files)}` ({target.about or 'whole module'}) | {tests} | "
+                    f"{scored(before, name)[1]} | {after_score} ({kinds.count('equivalent')} equivalent, "
+                    f"{kinds.count('accepted')} accepted, {kinds.count('')} not judged) |")
+        if r["survivors"]:
+            survivors += [f"**{name}**", ""]
+            for s in r["survivors"]:
+                kind, reason = known.get(s["mutant"], ("NOT JUDGED", ""))
+                change = " / ".join(c[1:].strip() for c in s["change"] if c.startswith("+"))
+                survivors.append(f"- `{s['mutant'].rsplit('.', 1)[-1]}`: `{change}`: {kind}{': ' + reason if reason else ''}")
+            survivors.append("")
+    return "\n".join(rows) + "\n\n" + "\n".join(survivors)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="*", help=f"of: {', '.join(TARGETS)} (default: all)")
@@ -209,8 +242,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", "1")),
                         help="mutants run at once (default 1: a shared 2-core machine)")
     parser.add_argument("--out", type=Path, default=OUT, help=f"reports under OUT/<target>/ (default {OUT})")
+    parser.add_argument("--summary", type=Path, metavar="BEFORE",
+                        help="print docs/testing.md's table and survivors from the reports (BEFORE: the before run's)")
     parser.add_argument("--report-in", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.summary:
+        print(summary(args.out, args.summary))
+        return
     if args.report_in:
         write_report(args.report_in, args.targets[0])
         return
