@@ -9,8 +9,8 @@ import pytest
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from mllmseg_ros.ros.qos import (IMAGE_DEPTH, choose_sensor_qos, matching_qos, overridable, overridden, same_profile,
-                                 sensor_qos)
+from mllmseg_ros.ros.qos import (IMAGE_DEPTH, choose_sensor_qos, matching_qos, output_qos, overridable, overridden,
+                                 overriding_when_given, own_profile, same_profile, sensor_qos, sensor_setting)
 from ros_harness import wait_for
 
 R, BE = ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT
@@ -61,6 +61,7 @@ def test_nobody_publishing_yet_gives_best_effort(node):
     profile, why = choose_sensor_qos(node, topic, "auto")
     assert (profile.reliability, profile.durability, profile.depth, why) == (BE, VOLATILE, IMAGE_DEPTH,
                                                                              "best_effort (no publisher yet)")
+    assert choose_sensor_qos(node, topic, "auto", depth=7)[0].depth == 7
 
 
 @pytest.mark.parametrize("setting, reliability", [("reliable", R), ("best_effort", BE)])
@@ -114,3 +115,35 @@ def test_qos_overrides_given_at_start_are_recognised(ros):
     assert overridden(node, "results", "publisher") and not overridden(node, "results")
     kinds = {kind.name for kind in overridable().policy_kinds}
     assert kinds == {"HISTORY", "DEPTH", "RELIABILITY", "DURABILITY"}
+
+
+def test_output_profiles():
+    assert (output_qos("reliable").reliability, output_qos("reliable").depth) == (R, 10)
+    assert (output_qos("best_effort", depth=3).reliability, output_qos("best_effort", depth=3).depth) == (BE, 3)
+
+
+def test_a_remote_camera_on_auto_is_subscribed_best_effort():
+    assert sensor_setting("auto", "remote") == "best_effort"
+    assert sensor_setting("auto", "local") == "auto"
+    assert sensor_setting("reliable", "remote") == "reliable"  # said by the user: kept
+
+
+def test_each_endpoint_gets_its_own_profile():
+    shared = sensor_qos(R, LATCHED, depth=4)
+    mine = own_profile(shared)
+    assert mine is not shared and (mine.reliability, mine.durability, mine.depth) == (R, LATCHED, 4)
+    mine.depth = 9  # what rclpy does when an override applies
+    assert shared.depth == 4
+
+
+def test_overriding_options_only_where_an_override_was_given(ros):
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    node = ros.add(Node("qos_overriding_test", parameter_overrides=[
+        Parameter("qos_overrides./command.subscription.reliability", value="best_effort")]))
+    options = overriding_when_given(node, "command", "subscription")
+    assert options is not None and {kind.name for kind in options.policy_kinds} == {"HISTORY", "DEPTH", "RELIABILITY",
+                                                                                   "DURABILITY"}
+    assert overriding_when_given(node, "results", "subscription") is None
+    assert overriding_when_given(node, "command", "publisher") is None
