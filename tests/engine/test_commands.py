@@ -78,7 +78,8 @@ def test_corpus(utterance, targets, stop, category):
 def test_valid_parts_are_kept_and_the_rest_reported(command, expressions, problem):
     parsed = parse_command(command)
     assert parsed.expressions == expressions and not parsed.stop
-    assert len(parsed.problems) == 1 and problem in parsed.problems[0]
+    assert len(parsed.problems) == 1  # the problem itself, or it with the part it is about
+    assert parsed.problems[0] == problem or parsed.problems[0].startswith(f"{problem} in '")
 
 
 @pytest.mark.parametrize("command", [";", " ; ;", "pick up!", "the cup no wait", "follow it", "pick up that", "Pick it up."])
@@ -274,8 +275,36 @@ def test_normalize_command_needs_all_of_the_command():
         normalize_command("the red ball;")
     with pytest.raises(ValueError, match="stop command"):
         normalize_command("never mind")
-    with pytest.raises(ValueError, match="command is empty"):
+    with pytest.raises(ValueError, match="^command is empty$"):
         normalize_command("  ")
+
+
+@pytest.mark.parametrize("command, message", [
+    ("never mind", "'never mind' is a stop command: it names no object"),
+    ("stop and pick up the cup", "'stop and pick up the cup' starts with a stop"),
+    ("follow it", "'it' names no object after 'follow': say what it is"),
+    ("the cup;; the bowl;", "empty target between two ';'; empty target after the last ';'"),
+])
+def test_normalize_command_says_why_in_full(command, message):
+    with pytest.raises(ValueError) as raised:
+        normalize_command(command)
+    assert str(raised.value) == message
+
+
+def test_normalize_command_keeps_the_length_limit_given():
+    assert normalize_command("the red cup", max_chars=11) == ["the red cup"]
+    with pytest.raises(ValueError, match="more than the 10 allowed"):
+        normalize_command("the red cup", max_chars=10)
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("...", "no words in '...'"),
+    ("[BLANK_AUDIO]", "no speech (non-speech markers or no English words)"),
+    ("(silence)", "no speech (non-speech markers or no English words)"),
+])
+def test_what_is_not_speech_is_ignored_with_its_reason(text, reason):
+    parsed = parse_command(text)
+    assert parsed.ignored and parsed.reason == reason
 
 
 def test_segmenter_parses_commands_with_its_options(golden_checkpoint):
