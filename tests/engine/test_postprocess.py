@@ -107,3 +107,31 @@ def test_device_geometry_of_a_mask_at_the_far_corner():
     maps[0, 3:6, 7:10] = 1.0
     mask, geometry = masks_on_device(maps, [(6, 10)], 0.5, torch.tensor([True]))[0]
     assert geometry.area == 9 and geometry.bbox == (7, 3, 3, 3) and geometry.centroid == pytest.approx((8.0, 4.0))
+
+
+def test_device_resize_of_a_ramp_is_the_hosts_half_pixel_resize():
+    """A map rising left to right, brought to a size that is no multiple of it: where the mask starts depends on how
+    the map's pixels are placed (half-pixel centres, as the host and the official evaluation have it)."""
+    ramp = torch.linspace(0.0, 1.0, 8).repeat(8, 1)[None] * 0.98 + 0.011  # no resized value lands on 0.3 exactly
+    mask, geometry = masks_on_device(ramp, [(5, 37)], 0.3, torch.tensor([True]))[0]
+    host = resize_probability(ramp[0].numpy(), 5, 37) > 0.3
+    assert np.array_equal(mask, host)
+    aligned = F.interpolate(ramp[:, None], size=(5, 37), mode="bilinear", align_corners=True)[0, 0].numpy() > 0.3
+    assert not np.array_equal(aligned, host)  # the placement matters for this map
+    assert geometry.bbox == mask_geometry(host).bbox
+
+
+def test_device_box_of_a_mask_whose_first_and_last_columns_hold_one_pixel():
+    maps = torch.zeros(1, 9, 9)
+    maps[0, 4, 1] = maps[0, 4, 7] = 1.0  # single pixels at the far left and right of a block
+    maps[0, 2:7, 2:7] = 1.0
+    _, geometry = masks_on_device(maps, [(9, 9)], 0.5, torch.tensor([True]))[0]
+    assert geometry.bbox == (1, 2, 7, 5) == mask_geometry(maps[0].numpy() > 0.5).bbox
+
+
+def test_geometry_by_default_is_of_the_whole_mask():
+    """Callers that do not ask for the largest part (the evaluation's ground truth, say) get the whole mask's centroid."""
+    mask = np.zeros((10, 20), bool)
+    mask[2:6, 1:5] = True  # 16 pixels around (2.5, 3.5)
+    mask[7:9, 15:17] = True  # 4 pixels around (15.5, 7.5)
+    assert mask_geometry(mask).centroid == pytest.approx(((16 * 2.5 + 4 * 15.5) / 20, (16 * 3.5 + 4 * 7.5) / 20))
