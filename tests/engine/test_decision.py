@@ -122,9 +122,37 @@ def test_a_seg_answer_with_an_empty_mask_is_not_found(answers, on_device):
 def test_a_rej_answer_is_never_found_even_with_a_strong_mask(answers, on_device):
     result = answers.ask(("REJ", box(slice(10, 20), slice(10, 20))), on_device=on_device)[0]
     assert (result.decision, result.found, result.area, result.bbox, result.centroid) == ("REJ", False, 0, None, None)
-    assert result.mask.shape == (56, 56) and not result.mask.any()
+    assert result.mask.shape == (56, 56) and result.mask.dtype == bool and not result.mask.any()
     assert result.seg_probability == pytest.approx(sigmoid(-SEG_MARGIN), abs=1e-5)
     assert result.confidence == pytest.approx(sigmoid(-SEG_MARGIN), abs=1e-5)  # min(P([SEG]), peak 0.9975)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_a_one_pixel_mask_is_found(answers, on_device):
+    result = answers.ask(("SEG", box(slice(5, 6), slice(7, 8))), on_device=on_device)[0]
+    assert (result.found, result.area, result.bbox, result.centroid) == (True, 1, (7, 5, 1, 1), (7.0, 5.0))
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_a_peak_lost_in_the_resize_counts_at_most_the_threshold(answers, on_device):
+    """One pixel of the model's map at 0.8, the image twice the map's size: bilinear upscaling spreads it below 0.5,
+    so the mask is empty. Confidence counts the peak as at most the threshold (0.5), not 0.8."""
+    hot = box(slice(20, 21), slice(30, 31), inside=math.log(0.8 / 0.2))
+    result = answers.ask(("SEG", hot), on_device=on_device, size=112)[0]
+    assert (result.decision, result.found, result.area) == ("SEG", False, 0)
+    assert result.confidence == pytest.approx(0.5)
+
+
+def test_on_a_cpu_the_masks_are_made_on_the_host_unless_asked(answers, monkeypatch):
+    from mllmseg_ros.engine import segmenter as segmenter_module
+
+    made_on_device = []
+    original = segmenter_module.masks_on_device
+    monkeypatch.setattr(segmenter_module, "masks_on_device", lambda *a: made_on_device.append(1) or original(*a))
+    assert answers.ask(("SEG", box(slice(0, 4), slice(0, 4))), on_device=None)[0].area == 16
+    assert made_on_device == []  # postprocess_on_device None: the device path only for CUDA tensors
+    assert answers.ask(("SEG", box(slice(0, 4), slice(0, 4))), on_device=True)[0].area == 16
+    assert made_on_device == [1]
 
 
 def test_an_answer_that_is_neither_seg_nor_rej_counts_as_seg(answers):
