@@ -94,8 +94,8 @@ TARGETS: dict[str, Target] = {
                              ("tests/ros/test_param_coercion.py", "tests/ros/test_params.py")),
     "conversion": Target(("mllmseg_ros/model/conversion.py",), ("tests/model/test_internlm2.py", "tests/model/test_loading.py")),
     "tracking": Target(("mllmseg_ros/engine/tracking.py",), ("tests/engine/test_tracking.py",),
-                       _names(f"{ENGINE}.tracking", "Tracker._update", "Tracker._continue_in_view", "Tracker._hidden",
-                              "Tracker._follow_hidden", "Tracker._drop"),
+                       _names(f"{ENGINE}.tracking", "MaskTracker._update", "MaskTracker._continue_in_view",
+                              "MaskTracker._hidden", "MaskTracker._follow_hidden", "MaskTracker._drop"),
                        "the tracker's drop decisions (re-pointed once issue 31's tracker package has landed)"),
 }
 
