@@ -80,7 +80,9 @@ TARGETS: dict[str, Target] = {
     # test_qos.py runs real publishers and subscriptions; the node tests would add minutes per mutant and nothing more
     "qos": Target(("mllmseg_ros/ros/qos.py",), ("tests/ros/test_qos.py",)),
     "camera_stream": Target(
-        ("mllmseg_ros/ros/camera_stream.py",), NODE_DEPTH,
+        ("mllmseg_ros/ros/camera_stream.py",),
+        (*NODE_DEPTH, "tests/ros/test_node_remote.py::test_a_bad_compressed_depth_image_is_rejected_and_2d_answers_go_on",
+         "tests/ros/test_node_remote.py::test_compressed_depth_gives_3d_centroids"),
         _names("mllmseg_ros.ros.camera_stream", "CameraStream._on_image", "CameraStream._on_depth",
                "CameraStream._on_camera_info", "CameraStream._waiting_frames", "CameraStream.take_frame",
                "CameraStream.finish_frame", "CameraStream.wait_for_depth_pair", "CameraStream.subscribe"),
