@@ -328,3 +328,38 @@ def test_every_synthetic_scene_command_reads_as_its_expression():
     wrong = [(command, parse_command(command).expressions) for command, text in commands
              if parse_command(command).expressions != (text,)]
     assert wrong == []
+
+
+@pytest.mark.parametrize("text, intent, reason", [
+    ("", STOP, "an empty command clears the target"),
+    ("  ", STOP, "an empty command clears the target"),
+    ("stop", STOP, "a stop"),
+    ("the cup;; the bowl;", TARGET, "empty target between two ';'; empty target after the last ';'"),
+    ("the cup; please", TARGET, "no object named in 'please'"),
+    ("the bowl; the cup no wait", TARGET, "nothing named after the correction 'no wait' in 'the cup no wait'"),
+    ("follow it; pick up that", REJECTED, "'it' names no object after 'follow': say what it is in 'follow it'; "
+                                          "'that' names no object after 'pick up': say what it is in 'pick up that'"),
+    ("Okay. What was that?", IGNORED, "'okay' acknowledges; it is not a command; "
+                                      "'what was that' is a question, not a request naming an object"),
+])
+def test_the_reason_a_voice_front_end_gets_is_whole(text, intent, reason):
+    """~/command_status carries ``reason`` as is: each part's problem named with its part (where the problem does not
+    quote it already), several joined with '; '."""
+    parsed = parse_command(text)
+    assert (parsed.text, parsed.intent, parsed.reason) == (text, intent, reason)
+
+
+def test_a_non_string_is_named_by_its_type():
+    with pytest.raises(ValueError) as raised:
+        parse_command(3)
+    assert str(raised.value) == "command must be a string, got int"
+
+
+def test_unknown_verbs_are_guessed_with_the_built_in_list_only():
+    assert parse_command("zorp the blue bowl").expressions == ("the blue bowl",)
+    assert parse_command("zorp the blue bowl", prefixes=["pick up"]).expressions == ("zorp the blue bowl",)
+
+
+def test_a_correction_is_marked_only_when_it_corrects():
+    assert parse_command("The fork. I mean the spoon.").corrected
+    assert not parse_command("the cup").corrected
