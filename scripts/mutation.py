@@ -85,10 +85,10 @@ TARGETS: dict[str, Target] = {
          "tests/ros/test_node_remote.py::test_compressed_depth_gives_3d_centroids"),
         _names("mllmseg_ros.ros.camera_stream", "CameraStream._on_image", "CameraStream._on_depth",
                "CameraStream._on_camera_info", "CameraStream._waiting_frames", "CameraStream.take_frame",
-               "CameraStream.finish_frame", "CameraStream.wait_for_depth_pair", "CameraStream.subscribe"),
+               "CameraStream.finish_frame", "CameraStream.wait_for_depth_pair"),
         "what a frame is paired with: the frame and its depth and camera_info as they arrive, the hand-over to the "
-        "model, the wait for a frame's own depth, which sensor topics are subscribed (not the warnings' texts, nor "
-        "the QoS re-subscription, which ros/qos.py's target covers)"),
+        "model, the wait for a frame's own depth (not the subscriptions' wiring: 64 mutants at about a minute each "
+        "with node tests; ros/qos.py's target covers the QoS choice)"),
     "depth_pairing": Target(("mllmseg_ros/ros/depth_pairing.py",), NODE_DEPTH),
     "buffers": Target(("mllmseg_ros/ros/buffers.py",), ("tests/ros/test_buffers.py",)),
     "params": Target(("mllmseg_ros/ros/params.py",), ("tests/ros/test_params.py", "tests/ros/test_param_coercion.py")),
