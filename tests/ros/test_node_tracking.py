@@ -180,6 +180,37 @@ def test_a_tracked_frame_waits_for_its_own_depth_arriving_after_it(ros, make_nod
         assert segmentation.centroid_3d.z == pytest.approx(depth_of_frame(array.header.stamp.sec - 1), abs=1e-3)
 
 
+def test_the_wait_for_a_frames_own_depth_ends_when_it_comes(ros, make_node, seg_checkpoint):
+    """depth_sync_tolerance_s is how long a tracked frame may wait for its own depth, not how long it waits: with a
+    4 s tolerance, frames whose depth comes 30 ms after them, the last one included (no newer depth follows it), get
+    their tracked results within 2 s of being sent (4 s had the wait run to its end)."""
+    from mllmseg_ros.msg import SegmentationArray
+
+    node, driver, _ = started(ros, make_node, seg_checkpoint, delay_s=1.5, tracking="on", depth_sync_tolerance_s=4.0)
+    arrived: dict[int, float] = {}
+
+    def on_array(array) -> None:
+        if array.segmentations and not is_model_answer(array):
+            arrived.setdefault(array.header.stamp.sec, time.monotonic())
+
+    driver.node.create_subscription(SegmentationArray, "/mllmseg_node/segmentations", on_array, 50)
+    sent: dict[int, float] = {}
+    for index in range(14):
+        image, depth, info = messages(index)
+        for msg in (image, depth, info):  # 1 s apart: the previous frame's depth is never within the tolerance
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 1 + index, 0
+        driver.info.publish(info)
+        driver.image.publish(image)
+        sent[1 + index] = time.monotonic()
+        time.sleep(0.03)
+        driver.depth.publish(depth)
+        time.sleep(0.12)
+    time.sleep(4.5)  # what a full wait would take
+    assert len(arrived) >= 4 and 14 in arrived, sorted(arrived)  # the last frame too
+    late = {stamp: round(arrived[stamp] - sent[stamp], 2) for stamp in arrived if arrived[stamp] - sent[stamp] > 2.0}
+    assert not late, late
+
+
 def test_an_answer_is_brought_to_the_newest_frame_at_once(ros, make_node, seg_checkpoint):
     """Right after each model answer (to a frame taken a second earlier) comes a tracked result for the newest frame."""
     # every 5th frame on schedule: most frames skipped, yet the view slides only 7.5 px between tracked ones
