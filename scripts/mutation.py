@@ -227,7 +227,9 @@ def summary(after: Path, before: Path) -> str:
         tests = ", ".join(f"`{t.removeprefix('tests/')}`" for t in r["tests"])
         rows.append(f"| {name} | `{', '.join(target.files)}` ({target.about or 'whole module'}) | {tests} | "
                     f"{scored(before, name)[1]} | {after_score} ({kinds.count('equivalent')} equivalent, "
-                    f"{kinds.count('accepted')} accepted, {kinds.count('')} not judged) |")
+                    f"{kinds.count('accepted')} accepted" + (f", {kinds.count('killed')} killed by a later test"
+                                                             if "killed" in kinds else "")
+                    + f", {kinds.count('')} not judged) |")
         if r["survivors"]:
             survivors += [f"**{name}**", ""]
             for s in r["survivors"]:
