@@ -180,6 +180,9 @@ def write_report(folder: Path, name: str) -> None:
         for mutant, code in meta["exit_code_by_key"].items():
             if not target.functions or any(fnmatch.fnmatch(mutant, p) for p in target.functions):
                 statuses[mutant] = status_by_exit_code[code]
+    # A run stopped early (for time) leaves mutants not run: reported apart, not in the score.
+    not_run = sorted(m for m, status in statuses.items() if status in ("not checked", "check was interrupted by user"))
+    statuses = {m: status for m, status in statuses.items() if m not in not_run}
     survivors = []
     for mutant, status in sorted(statuses.items()):
         if status in ("killed", "timeout", "segfault"):  # a hang or a crash is caught too
@@ -194,9 +197,10 @@ def write_report(folder: Path, name: str) -> None:
     result = {"target": name, "files": list(target.files), "scope": target.about or "whole module",
               "mutants": len(statuses), "killed": killed, "survived": len(survivors), "equivalent": equivalent,
               "accepted": sum(1 for s in survivors if s["verdict"] == "accepted"), "score": round(score, 4),
-              "survivors": survivors}
+              "not_run": len(not_run), "survivors": survivors}
     (folder / "report.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
-    lines = [f"# {name}: {killed}/{len(statuses) - equivalent} killed ({score:.1%}), {equivalent} equivalent", ""]
+    lines = [f"# {name}: {killed}/{len(statuses) - equivalent} killed ({score:.1%}), {equivalent} equivalent"
+             + (f", {len(not_run)} not run (stopped early)" if not_run else ""), ""]
     for s in survivors:
         lines += [f"- `{s['mutant']}` ({s['status']}; {s['verdict'] or 'UNJUDGED'}: {s['reason']})",
                   *(f"      {c}" for c in s["change"])]
@@ -229,7 +233,8 @@ def summary(after: Path, before: Path) -> str:
                     f"{scored(before, name)[1]} | {after_score} ({kinds.count('equivalent')} equivalent, "
                     f"{kinds.count('accepted')} accepted" + (f", {kinds.count('killed')} killed by a later test"
                                                              if "killed" in kinds else "")
-                    + f", {kinds.count('')} not judged) |")
+                    + f", {kinds.count('')} not judged" + (f"; {r['not_run']} not run, stopped for time"
+                                                              if r.get("not_run") else "") + ") |")
         if r["survivors"]:
             survivors += [f"**{name}**", ""]
             for s in r["survivors"]:
