@@ -82,7 +82,11 @@ TARGETS: dict[str, Target] = {
     "camera_stream": Target(
         ("mllmseg_ros/ros/camera_stream.py",),
         (*NODE_DEPTH, "tests/ros/test_node_remote.py::test_a_bad_compressed_depth_image_is_rejected_and_2d_answers_go_on",
-         "tests/ros/test_node_remote.py::test_compressed_depth_gives_3d_centroids"),
+         "tests/ros/test_node_remote.py::test_compressed_depth_gives_3d_centroids",
+         "tests/ros/test_node_tracking.py::test_the_wait_for_a_frames_own_depth_ends_when_it_comes",
+         "tests/ros/test_node.py::test_bad_inputs_are_rejected_and_the_node_carries_on",
+         "tests/ros/test_node.py::test_compressed_images_and_markers",
+         "tests/ros/test_node_commands.py::test_oversized_frames_count_as_rejected_not_errors"),
         _names("mllmseg_ros.ros.camera_stream", "CameraStream._on_image", "CameraStream._on_depth",
                "CameraStream._on_camera_info", "CameraStream._waiting_frames", "CameraStream.take_frame",
                "CameraStream.finish_frame", "CameraStream.wait_for_depth_pair"),
