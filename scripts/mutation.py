@@ -55,7 +55,7 @@ ENGINE = "mllmseg_ros.engine"
 # gets another frame's depth or none (the whole node suite per mutant would take hours on the shared 2-core machine).
 NODE_DEPTH = ("tests/ros/test_node.py::test_3d_centroid_from_depth_and_camera_info",
               "tests/ros/test_node.py::test_depth_outside_the_stamp_tolerance_is_not_used",
-              "tests/ros/test_node_tracking.py::test_a_tracked_frame_waits_for_its_own_depth_arriving_after_it",
+              "tests/ros/test_node_tracking.py::test_the_wait_for_a_frames_own_depth_ends_when_it_comes",
               "tests/ros/test_node_param_effects.py::test_use_depth_false_gives_2d_answers_and_reads_no_depth")
 TARGETS: dict[str, Target] = {
     "depth": Target(("mllmseg_ros/engine/depth.py",), ("tests/engine/test_depth.py",)),
@@ -83,7 +83,6 @@ TARGETS: dict[str, Target] = {
         ("mllmseg_ros/ros/camera_stream.py",),
         (*NODE_DEPTH, "tests/ros/test_node_remote.py::test_a_bad_compressed_depth_image_is_rejected_and_2d_answers_go_on",
          "tests/ros/test_node_remote.py::test_compressed_depth_gives_3d_centroids",
-         "tests/ros/test_node_tracking.py::test_the_wait_for_a_frames_own_depth_ends_when_it_comes",
          "tests/ros/test_node.py::test_bad_inputs_are_rejected_and_the_node_carries_on",
          "tests/ros/test_node.py::test_compressed_images_and_markers",
          "tests/ros/test_node_commands.py::test_oversized_frames_count_as_rejected_not_errors"),

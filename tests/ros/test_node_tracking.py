@@ -156,42 +156,23 @@ def test_frames_between_slow_answers_get_tracked_results_that_follow_the_target(
         assert segmentation.track_confidence == 1.0 and segmentation.answer_age_s == 0.0 and segmentation.track_status == ""
 
 
-def test_a_tracked_frame_waits_for_its_own_depth_arriving_after_it(ros, make_node, seg_checkpoint):
-    """A depth pipeline a little behind the colour stream: each frame's depth image comes 30 ms after the frame. The
-    stamps are 1 s apart (the previous frame's depth is far outside depth_sync_tolerance_s), so a tracked result
-    computed before its own depth arrived would have no 3D answer. Each must have its own frame's depth."""
-    node, driver, _ = started(ros, make_node, seg_checkpoint, delay_s=1.5, tracking="on",
-                              depth_sync_tolerance_s=0.4)
-    for index in range(40):
-        image, depth, info = messages(index)
-        for msg in (image, depth, info):  # 1 s apart: a frame's depth can only be its own
-            msg.header.stamp.sec, msg.header.stamp.nanosec = 1 + index, 0
-        driver.info.publish(info)
-        driver.image.publish(image)
-        time.sleep(0.03)
-        driver.depth.publish(depth)
-        time.sleep(0.07)
-        if len(by_source(driver)[1]) >= 8:
-            break
-    assert wait_for(lambda: len(by_source(driver)[1]) >= 8)
-    for array in by_source(driver)[1]:
-        segmentation = array.segmentations[0]
-        assert segmentation.centroid_3d_valid, segmentation.centroid_3d_status
-        assert segmentation.centroid_3d.z == pytest.approx(depth_of_frame(array.header.stamp.sec - 1), abs=1e-3)
-
-
 def test_the_wait_for_a_frames_own_depth_ends_when_it_comes(ros, make_node, seg_checkpoint):
-    """depth_sync_tolerance_s is how long a tracked frame may wait for its own depth, not how long it waits: with a
-    4 s tolerance, frames whose depth comes 30 ms after them, the last one included (no newer depth follows it), get
-    their tracked results within 2 s of being sent (4 s had the wait run to its end)."""
+    """A depth pipeline a little behind the colour stream: each frame's depth comes 30 ms after it. Each tracked
+    result has its own frame's depth (the previous frame's, 1 s earlier, is within the 4 s tolerance, so a result
+    computed before its own depth came would take that one), and the wait ends when that depth comes:
+    depth_sync_tolerance_s is how long a frame may wait, not how long it waits. The last frame, with no newer depth
+    after it, included: every tracked result within 2 s of its frame (4 s had the wait run to its end)."""
     from mllmseg_ros.msg import SegmentationArray
 
     node, driver, _ = started(ros, make_node, seg_checkpoint, delay_s=1.5, tracking="on", depth_sync_tolerance_s=4.0)
     arrived: dict[int, float] = {}
+    depths: dict[int, float] = {}
 
     def on_array(array) -> None:
         if array.segmentations and not is_model_answer(array):
             arrived.setdefault(array.header.stamp.sec, time.monotonic())
+            segmentation = array.segmentations[0]
+            depths[array.header.stamp.sec] = segmentation.centroid_3d.z if segmentation.centroid_3d_valid else -1.0
 
     driver.node.create_subscription(SegmentationArray, "/mllmseg_node/segmentations", on_array, 50)
     sent: dict[int, float] = {}
@@ -205,10 +186,12 @@ def test_the_wait_for_a_frames_own_depth_ends_when_it_comes(ros, make_node, seg_
         time.sleep(0.03)
         driver.depth.publish(depth)
         time.sleep(0.12)
-    time.sleep(4.5)  # what a full wait would take
+    time.sleep(2.5)  # a full wait (4 s) would still be running for the last frame
     assert len(arrived) >= 4 and 14 in arrived, sorted(arrived)  # the last frame too
     late = {stamp: round(arrived[stamp] - sent[stamp], 2) for stamp in arrived if arrived[stamp] - sent[stamp] > 2.0}
     assert not late, late
+    wrong = {stamp: z for stamp, z in depths.items() if abs(z - depth_of_frame(stamp - 1)) > 1e-3}
+    assert not wrong, wrong  # each tracked frame's own depth
 
 
 def test_an_answer_is_brought_to_the_newest_frame_at_once(ros, make_node, seg_checkpoint):
