@@ -15,6 +15,10 @@ from transformers import LlamaConfig, PretrainedConfig, Qwen2Config, Qwen3Config
 
 from .errors import CheckpointError
 
+# The official InternVLChatConfig's default when config.json has no ps_version: the original pixel shuffle (v1),
+# whose transposes differ from v2's. Every MLLMSeg checkpoint states "v2" explicitly.
+OFFICIAL_DEFAULT_PS_VERSION = "v1"
+
 
 def _known_fields(cls, values: Mapping[str, Any]) -> dict[str, Any]:
     names = {f.name for f in fields(cls)}
@@ -232,7 +236,7 @@ class MLLMSegConfig:
             tokens=tokens,
             downsample_ratio=float(raw.get("downsample_ratio", 0.5)),
             select_layer=int(raw.get("select_layer", -1)),
-            ps_version=str(raw.get("ps_version", "v2")),
+            ps_version=str(raw.get("ps_version", OFFICIAL_DEFAULT_PS_VERSION)),
             template=str(raw.get("template", "internvl2_5")),
             llm_lora_rank=int(raw.get("use_llm_lora", 0) or 0),
             backbone_lora_rank=int(raw.get("use_backbone_lora", 0) or 0),

@@ -138,6 +138,9 @@ def load_pretrained(
     folder = Path(path)
     config = MLLMSegConfig.from_pretrained(folder)
     state = convert_state_dict(read_state_dict(folder, allow_pickle), config, folder)
+    if config.llm.tie_word_embeddings and "language_model.lm_head.weight" in state:
+        # A head stored beside a config that says "tied" is the trained head: use it rather than the embedding.
+        config.llm.tie_word_embeddings = False
     with torch.device("meta"):
         model = model_class(config)
     state = _drop_unused_vision_layers(state, len(model.vision_model.encoder.layers))

@@ -196,3 +196,42 @@ def test_decoder_size_matches_the_paper(llm_hidden, expected_millions):
     with torch.device("meta"):
         decoder = MaskDecoder(config)
     assert sum(p.numel() for p in decoder.parameters()) / 1e6 == pytest.approx(expected_millions, abs=0.05)
+
+
+def _tied_config(folder: Path) -> None:
+    raw = json.loads((folder / "config.json").read_text())
+    raw["llm_config"]["tie_word_embeddings"] = True
+    (folder / "config.json").write_text(json.dumps(raw))
+
+
+def test_stored_head_is_used_even_when_the_config_says_tied(checkpoint):
+    """A checkpoint whose llm_config says tie_word_embeddings=true but stores language_model.lm_head.weight: the
+    stored (trained) head answers the [SEG]/[REJ] decision, not the embedding matrix."""
+    folder, state = checkpoint
+    _tied_config(folder)
+    assert not torch.equal(state["language_model.lm_head.weight"], state["language_model.model.embed_tokens.weight"])
+    model = MLLMSegModel.from_pretrained(folder)
+    assert torch.equal(model.language_model.lm_head.weight, state["language_model.lm_head.weight"])
+    assert torch.equal(model.language_model.embed_tokens.weight, state["language_model.model.embed_tokens.weight"])
+
+
+def test_tied_config_without_a_stored_head_uses_the_embedding(checkpoint):
+    folder, state = checkpoint
+    _tied_config(folder)
+    del state["language_model.lm_head.weight"]
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    model = MLLMSegModel.from_pretrained(folder)
+    assert model.language_model.lm_head.weight is model.language_model.embed_tokens.weight
+    assert torch.equal(model.language_model.lm_head.weight, state["language_model.model.embed_tokens.weight"])
+
+
+def test_config_without_ps_version_reads_as_v1_like_the_official_config_class(tmp_path):
+    """OpenGVLab's InternVLChatConfig defaults ps_version to 'v1'; a config.json that leaves it out means v1."""
+    from mllmseg_ros.model import MLLMSegConfig
+
+    write_config(tmp_path, QWEN2)
+    raw = json.loads((tmp_path / "config.json").read_text())
+    assert MLLMSegConfig.from_pretrained(tmp_path).ps_version == "v2"
+    del raw["ps_version"]
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    assert MLLMSegConfig.from_pretrained(tmp_path).ps_version == "v1"
