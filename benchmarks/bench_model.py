@@ -229,7 +229,7 @@ def staged_forward(model: MLLMSegModel, pixels: torch.Tensor, ids: torch.Tensor,
     else:
         hidden, _ = model.run_prompt(ids, image_embeds)  # 1 x L x H: what forward_ids runs (opening reused on CPU)
     clock.lap("llm")
-    slots = ((ids[0] == tokens.seg) | (ids[0] == tokens.rej)).nonzero(as_tuple=True)[0]
+    slots = tokens.is_answer_slot(ids[0]).nonzero(as_tuple=True)[0]
     if official:
         # transformers 4.37's CausalLM heads return float32 logits for every position: 1 x T x V.
         decided = model.language_model.lm_head(hidden).float()[0, slots - 1].argmax(-1)

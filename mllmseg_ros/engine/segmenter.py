@@ -201,7 +201,7 @@ class Segmenter:
         suffix_ids = torch.zeros(len(suffixes), max(len(s) for s in suffixes), dtype=torch.long)
         for row, suffix in enumerate(suffixes):
             suffix_ids[row, : len(suffix)] = suffix
-        slots = [((s == tokens.seg) | (s == tokens.rej)).nonzero(as_tuple=True)[0].tolist() for s in suffixes]
+        slots = [tokens.is_answer_slot(s).nonzero(as_tuple=True)[0].tolist() for s in suffixes]
         return suffix_ids.to(self.model.device), slots
 
     def _image_states(self, prefix_hidden: torch.Tensor) -> torch.Tensor:
@@ -291,11 +291,11 @@ class Segmenter:
         rows = [row for row, row_slots in enumerate(slots) for _ in row_slots]
         image_index = torch.tensor(rows, dtype=torch.long).to(device)
         states = shifted_hidden[image_index, torch.tensor([p for s in slots for p in s], dtype=torch.long).to(device)]
-        logits = self.model.decision_logits_at(states)  # n x V
+        logits, rejected = self.model.decide(states)  # n x V, n
         probabilities = self.model.decode_masks(frames.decoder_context, states, image_index).sigmoid()  # n x S x S
         self.last_timings["decoder_query"] = lap()
         expressions = [e for row_expressions in expression_lists for e in row_expressions]
-        flat = self._answers(expressions, logits, probabilities, [frames.image_sizes[row] for row in rows])
+        flat = self._answers(expressions, logits, rejected, probabilities, [frames.image_sizes[row] for row in rows])
         self.last_timings["query"] = self.last_timings.get("llm_suffix", 0.0) + self.last_timings["decoder_query"]
         self.last_timings["postprocess"] = lap()
         results, offset = [], 0
@@ -304,12 +304,11 @@ class Segmenter:
             offset += len(row_slots)
         return results
 
-    def _answers(self, expressions: list[str], logits: torch.Tensor, probabilities: torch.Tensor,
+    def _answers(self, expressions: list[str], logits: torch.Tensor, rejected: torch.Tensor, probabilities: torch.Tensor,
                  sizes: list[tuple[int, int]]) -> list[SegmentationResult]:
-        """Results of n answers from their vocabulary logits (n x V), mask probabilities (n x S x S, on the model's
-        device) and image sizes (height, width)."""
+        """Results of n answers from their vocabulary logits (n x V) and decisions (``MLLMSegModel.decide``), mask
+        probabilities (n x S x S, on the model's device) and image sizes (height, width)."""
         tokens = self.config.tokens
-        rejected = logits.argmax(-1) == tokens.rej  # any other token counts as [SEG], as in the official code
         seg_probability = torch.sigmoid(logits[:, tokens.seg] - logits[:, tokens.rej])
         on_device = self.postprocess_on_device
         if on_device is None:
@@ -389,4 +388,6 @@ class Segmenter:
         expressions = self._validate_expressions(expressions)
         rgb = as_rgb(image, color)
         out = self.model.forward_ids(preprocess(rgb, self.config.image_size), self.prompt_ids(expressions))
-        return self._answers(expressions, out.decision_logits[0], out.mask_probs[0], [rgb.shape[:2]] * len(expressions))
+        rejected = torch.tensor([d == "REJ" for d in out.decisions[0]], dtype=torch.bool, device=self.model.device)
+        return self._answers(expressions, out.decision_logits[0], rejected, out.mask_probs[0],
+                             [rgb.shape[:2]] * len(expressions))

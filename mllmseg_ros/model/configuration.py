@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from transformers import LlamaConfig, PretrainedConfig, Qwen2Config, Qwen3Config
 
 from .errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
 
 # The official InternVLChatConfig's default when config.json has no ps_version: the original pixel shuffle (v1),
 # whose transposes differ from v2's. Every MLLMSeg checkpoint states "v2" explicitly.
@@ -157,6 +160,11 @@ class SpecialTokens:
                 f"do not define {missing}; is this an MLLMSeg checkpoint?"
             )
         return cls(ids["<IMG_CONTEXT>"], ids["[SEG]"], ids["[REJ]"], ids.get("<img>"), ids.get("</img>"))
+
+    def is_answer_slot(self, ids: "torch.Tensor") -> "torch.Tensor":
+        """True where ``ids`` (any shape) holds an answer slot, [SEG] or [REJ]: the positions whose p-1 state is read
+        for the decision (and, for [SEG], for the mask query)."""
+        return (ids == self.seg) | (ids == self.rej)
 
 
 @dataclass

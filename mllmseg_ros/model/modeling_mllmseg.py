@@ -212,7 +212,7 @@ class MLLMSegModel(nn.Module):
         p-1 is read); all positions of a row without a slot."""
         tokens = self.config.tokens
         total = input_ids.shape[1]
-        is_slot = (input_ids == tokens.seg) | (input_ids == tokens.rej)
+        is_slot = tokens.is_answer_slot(input_ids)
         is_read = is_slot | (input_ids == tokens.img_context)
         last_read = total - 1 - is_read.flip(1).int().argmax(dim=1)  # B
         return int(torch.where(is_slot.any(dim=1), last_read, total).max())
@@ -232,6 +232,13 @@ class MLLMSegModel(nn.Module):
     def decision_logits_at(self, hidden: torch.Tensor) -> torch.Tensor:
         """Vocabulary logits for a few hidden states only: n x H -> n x V (float32)."""
         return self.language_model.lm_head(hidden).float()
+
+    def decide(self, states_before_slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The [SEG]/[REJ] decision at n answer slots from the hidden states at their p-1 (n x H): the vocabulary
+        logits (n x V, float32) and a bool n-vector, True where the slot answers [REJ]. The answer is the logits'
+        argmax; any token other than [REJ] counts as [SEG], as in the official code."""
+        logits = self.decision_logits_at(states_before_slots)
+        return logits, logits.argmax(-1) == self.config.tokens.rej
 
     def image_states_from_hidden(self, input_ids: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         """Hidden states at p-1 of every <IMG_CONTEXT> position p: B x n_img x H."""
@@ -291,11 +298,11 @@ class MLLMSegModel(nn.Module):
         decisions, decision_logits, seg_states, image_index = [], [], [], []
         for b in range(input_ids.shape[0]):
             ids = input_ids[b]
-            slots = ((ids == tokens.seg) | (ids == tokens.rej)).nonzero(as_tuple=True)[0]
+            slots = tokens.is_answer_slot(ids).nonzero(as_tuple=True)[0]
             slots = slots[slots > 0]
-            logits = self.decision_logits_at(hidden[b, slots - 1])  # n_slots x V
+            logits, rejected = self.decide(hidden[b, slots - 1])  # n_slots x V, n_slots
             decision_logits.append(logits)
-            decisions.append(["REJ" if int(i) == tokens.rej else "SEG" for i in logits.argmax(-1)])
+            decisions.append(["REJ" if r else "SEG" for r in rejected.tolist()])
             seg_positions = slots[ids[slots] == tokens.seg]
             seg_states.append(hidden[b, seg_positions - 1])
             image_index.append(torch.full((len(seg_positions),), b, dtype=torch.long, device=self.device))
