@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..boxes import widened_box
 from .config import ColourConfig
 
 BINS = 16  # per RGB channel (4096 colours): fine enough for a coloured cup, coarse enough to be learnt from one frame
@@ -57,9 +58,8 @@ class TargetColours:
 
 def learn(image: np.ndarray, mask: np.ndarray, config: ColourConfig) -> TargetColours:
     """The colours of ``mask`` (H x W bool) on ``image`` against a ring ``config.ring_px`` wide around it."""
-    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
-    pad = config.ring_px  # only around the mask: a disc this wide is not separable, over a whole frame it is slow
-    x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(mask.shape[1], x + w + pad), min(mask.shape[0], y + h + pad)
+    # only around the mask: a disc this wide is not separable, over a whole frame it is slow
+    x0, y0, x1, y1 = widened_box(cv2.boundingRect(mask.view(np.uint8)), config.ring_px, mask.shape)
     mask = mask[y0:y1, x0:x1]
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * config.ring_px + 1,) * 2)
     ring = cv2.dilate(mask.view(np.uint8), disc).view(bool) & ~mask

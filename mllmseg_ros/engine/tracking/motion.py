@@ -14,6 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..boxes import widened_box
 from .appearance import GREY, Reference
 from .colours import snap
 from .flow import FrameView, Step, dis_flow
@@ -75,8 +76,9 @@ def own_shift(reference: Reference, homography: np.ndarray, gain: np.ndarray, vi
         return None
     template = warp_into(reference.grey, homography, region) * np.float32(gain @ GREY)
     # the search window, cut at the image's edge: (left, top) is how far it reaches before the region
-    left, top = min(radius, x0), min(radius, y0)
-    search = view.grey[y0 - top:min(height, y1 + radius), x0 - left:min(width, x1 + radius)].astype(np.float32)
+    sx0, sy0, sx1, sy1 = widened_box((x0, y0, x1 - x0, y1 - y0), radius, (height, width))
+    left, top = x0 - sx0, y0 - sy0
+    search = view.grey[sy0:sy1, sx0:sx1].astype(np.float32)
     costs = cv2.matchTemplate(search, template, cv2.TM_SQDIFF, mask=weights)
     best, _, (bx, by), _ = cv2.minMaxLoc(costs)
     stay = float(costs[top, left])
@@ -148,7 +150,8 @@ def snapped(reference: Reference, homography: np.ndarray, gain: np.ndarray, view
     width, height = view.size
     pad = (max(0, radius - x0), max(0, radius - y0), max(0, x1 + radius - width), max(0, y1 + radius - height))
     shape = warp_into(reference.mask.astype(np.float32), homography, region)
-    crop = view.colour[max(0, y0 - radius):y1 + radius, max(0, x0 - radius):x1 + radius]
+    cx0, cy0, cx1, cy1 = widened_box((x0, y0, x1 - x0, y1 - y0), radius, (height, width))
+    crop = view.colour[cy0:cy1, cx0:cx1]
     return shifted(homography, snap(reference.colours, shape, crop, gain, pad, radius, SNAP_MIN_GAIN))
 
 

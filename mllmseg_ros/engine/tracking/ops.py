@@ -8,6 +8,8 @@ import threading
 import cv2
 import numpy as np
 
+from ..boxes import widened_box
+
 
 def lower_this_thread_priority(niceness: int = 5) -> bool:
     """Give the calling thread a higher nice value (Linux threads are scheduled one by one), so that on a busy CPU the
@@ -74,7 +76,7 @@ def bounds(homography: np.ndarray, box_xywh: tuple[int, int, int, int], size: tu
     corners = project(homography, np.float32([[x, y], [x + w, y], [x, y + h], [x + w, y + h]]))
     if not np.isfinite(corners).all():
         return None
-    x0, y0 = np.floor(corners.min(0)).astype(int) - margin
-    x1, y1 = np.ceil(corners.max(0)).astype(int) + margin + 1
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(size[0], x1), min(size[1], y1)
+    x0, y0 = np.floor(corners.min(0)).astype(int)
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + 1
+    x0, y0, x1, y1 = widened_box((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), margin, (size[1], size[0]))
     return (int(x0), int(y0), int(x1), int(y1)) if x1 > x0 and y1 > y0 else None
