@@ -23,6 +23,9 @@ INTERNVL2_5_SYSTEM_MESSAGE = (
 SYSTEM_MESSAGES: dict[str, str] = {"internvl2_5": INTERNVL2_5_SYSTEM_MESSAGE}
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 SEG, REJ = "[SEG]", "[REJ]"
+# ChatML's opening of the answer turn and the newline after each turn's <|im_end|>: training learns only what lies
+# between them (the answer and its <|im_end|>).
+ASSISTANT_HEADER, TURN_TAIL = "<|im_start|>assistant\n", "\n"
 
 def clean_expression(text: str) -> str:
     """The official normalisation of an expression: lower case, stripped of surrounding spaces and dots."""
@@ -39,6 +42,10 @@ class PromptTurns:
 
     def as_list(self) -> list[str]:
         return [self.system, self.user, self.assistant]
+
+    def assistant_parts(self) -> tuple[str, str, str]:
+        """The answer turn split as training labels it: (header, answer with its <|im_end|>, tail)."""
+        return ASSISTANT_HEADER, self.assistant[len(ASSISTANT_HEADER): -len(TURN_TAIL)], TURN_TAIL
 
 
 def build_prompt_turns(
@@ -61,7 +68,7 @@ def build_prompt_turns(
     return PromptTurns(
         system=f"{bos}<|im_start|>system\n{SYSTEM_MESSAGES[template]}<|im_end|>\n",
         user=f"<|im_start|>user\n{image}{question}<|im_end|>\n",
-        assistant=f"<|im_start|>assistant\n{answer}<|im_end|>\n",
+        assistant=f"{ASSISTANT_HEADER}{answer}<|im_end|>{TURN_TAIL}",
     )
 
 

@@ -54,10 +54,8 @@ class Batcher:
             part = self.tokenizer.encode(turn)
             ids += part
             labels += [IGNORE] * len(part)
-        header, tail = "<|im_start|>assistant\n", "\n"
-        head_ids = self.tokenizer.encode(header)
-        body = self.tokenizer.encode(turns.assistant[len(header): -len(tail)])  # the answer and <|im_end|>
-        tail_ids = self.tokenizer.encode(tail)
+        header, answer, tail = turns.assistant_parts()
+        head_ids, body, tail_ids = (self.tokenizer.encode(part) for part in (header, answer, tail))
         ids += head_ids + body + tail_ids
         labels += [IGNORE] * len(head_ids) + body + [IGNORE] * len(tail_ids)
         return ids, labels

@@ -79,3 +79,14 @@ def test_workers_build_the_same_tensors_as_the_training_process(tmp_path):
             assert torch.equal(getattr(ours, name), getattr(theirs, name)), name
         assert len(ours.target_masks) == len(theirs.target_masks) > 0
         assert all(torch.equal(a, b) for a, b in zip(ours.target_masks, theirs.target_masks))
+
+
+def test_the_answer_turn_splits_at_the_prompts_own_marker():
+    """Training labels the answer between the assistant header and the turn's tail, both from engine/prompt.py."""
+    from mllmseg_ros.engine.prompt import build_prompt_turns
+
+    turns = build_prompt_turns(["the cup", "the dog"], 4, answers=["[SEG]", "[REJ]"])
+    header, answer, tail = turns.assistant_parts()
+    assert header + answer + tail == turns.assistant
+    assert answer == "Sure,the cup:[SEG], the dog:[REJ].<|im_end|>"
+    assert header == "<|im_start|>assistant\n" and tail == "\n"
