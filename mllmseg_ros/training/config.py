@@ -5,7 +5,7 @@ it takes to run on one GPU or a CPU (bf16, gradient checkpointing, threads, data
 a new small model, and the one option beyond the recipe that the shipped demo model uses (``decision_from_step``).
 Synthetic data has its own section, ``synthetic:`` (``data.datasets.SyntheticDataConfig``).
 
-Options tried in the demo-model runs that did not help are retired; docs/demo_model_runs.md says what each did and
+Options tried in the demo-model runs that did not help were removed; docs/demo_model_runs.md says what each did and
 the commit where it can still be found.
 """
 from __future__ import annotations
@@ -16,16 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from ..data.datasets import SyntheticDataConfig
-
-# Removed options, for a clear error when an old configuration file names one.
-RETIRED_OPTIONS = frozenset({
-    "independent_questions", "varied_questions", "single_question_fraction", "single_absent_fraction",
-    "single_question_from_step", "absent_kinds", "first_kinds", "first_kinds_until_step", "decision_weight",
-})
-RETIRED_AT = "83c79af"  # the last commit that has them
-# Options of the synthetic data that once sat at the top level, under their new names.
-MOVED_TO_SYNTHETIC = {"train_seeds": "seeds", "targets_per_sample": "targets_per_sample",
-                      "absent_fraction": "absent_fraction", "scene_size": "scene_size"}
 
 
 @dataclass
@@ -126,14 +116,9 @@ def _check_names(section: type, values: dict[str, Any], what: str) -> None:
     if not unknown:
         return
     hints = []
-    retired = sorted(unknown & RETIRED_OPTIONS)
-    if retired:
-        hints.append(f"retired (see docs/demo_model_runs.md; last in commit {RETIRED_AT}): {retired}")
-    if section is TrainConfig:
-        moved = sorted(unknown & set(MOVED_TO_SYNTHETIC))
-        if moved:
-            hints.append("now under synthetic: " + ", ".join(f"{k} -> synthetic.{MOVED_TO_SYNTHETIC[k]}" for k in moved))
-        sizes = sorted(unknown & {f.name for f in fields(NewModelSizes)})
-        if sizes:
-            hints.append(f"now under new_model: {sizes}")
+    if section is TrainConfig:  # a section's option written at the top level
+        for name, nested in (("synthetic", SyntheticDataConfig), ("new_model", NewModelSizes)):
+            misplaced = sorted(unknown & {f.name for f in fields(nested)})
+            if misplaced:
+                hints.append(f"now under {name}: {misplaced}")
     raise ValueError(f"unknown {what}: {sorted(unknown)}" + "".join(f"; {hint}" for hint in hints))

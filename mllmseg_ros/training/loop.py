@@ -12,7 +12,7 @@ import torch
 from ..engine.prompt import load_chat_tokenizer
 from ..model import MLLMSegModel
 from .batching import Batcher, make_dataset, sample_batches
-from .checkpointing import export_final, has_state, load_state, save_state
+from .run_state import export_final, has_state, load_state, save_state
 from .config import TrainConfig
 from .losses import training_losses
 from .model_setup import new_model, set_trainable
