@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "ros"))
 
 import rclpy  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
@@ -35,7 +34,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from mllmseg_ros.msg import SegmentationArray  # noqa: E402
-from ros_harness import tiny_checkpoint  # noqa: E402
+from mllmseg_ros.tools.node_driver import tiny_checkpoint  # noqa: E402
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 

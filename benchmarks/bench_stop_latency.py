@@ -5,7 +5,7 @@ The node runs in its own process with a slow model (``--delay`` seconds added to
 CPU or a small Jetson), a camera streams ``--size`` frames at ``--fps``, tracking publishes a result for every frame.
 Each trial names a target, waits for its first answer, lets the model start on the next frame, starts a
 ``~/segment`` call (which waits for the model), then sends "stop" and records for ``--delay`` + 1 s every result and
-centroid that still arrives (tests/ros/command_client.py, ``stop_trial``). Target: <= 100 ms, and nothing after it.
+centroid that still arrives (mllmseg_ros/tools/command_client.py, ``stop_trial``). Target: <= 100 ms, and nothing after it.
 
     .venv/bin/python benchmarks/bench_stop_latency.py --trials 20 --out benchmarks/results/stop_latency.json
 """
@@ -25,16 +25,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "ros"))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="bench_stop_log_"))
 
 import rclpy  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
-from command_client import CommandClient, stop_trial  # noqa: E402
-from node_process import params_file, run_node  # noqa: E402
-from ros_harness import tiny_checkpoint, wait_for  # noqa: E402
+from mllmseg_ros.tools.command_client import CommandClient, stop_trial  # noqa: E402
+from mllmseg_ros.tools.node_driver import tiny_checkpoint, wait_for  # noqa: E402
+from mllmseg_ros.tools.node_process import params_file, run_node  # noqa: E402
 
 
 def main() -> None:

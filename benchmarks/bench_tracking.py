@@ -44,7 +44,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "ros"))
 
 import cv2  # noqa: E402
 
@@ -82,7 +81,7 @@ def replay(sequence: dict, delay_s: float, checkpoint: Path, tracking: str, rate
 
     from mllmseg_ros.engine import SegmentationResult
     from mllmseg_ros.ros.node import MLLMSegNode
-    from ros_harness import Driver, connected, wait_for
+    from mllmseg_ros.tools.node_driver import Driver, connected, wait_for
 
     truth_by_print = {fingerprint(f["image"]): f["mask"] for f in sequence["frames"]}
     rclpy.init()
@@ -455,7 +454,7 @@ def main() -> None:
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     width, height = (int(v) for v in args.size.split("x"))
-    from ros_harness import tiny_checkpoint
+    from mllmseg_ros.tools.node_driver import tiny_checkpoint
 
     report = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "runs": []}
     sequences = []

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from command_client import CommandClient, stop_trial
-from node_process import params_file, run_node
+from mllmseg_ros.tools.command_client import CommandClient, stop_trial
+from mllmseg_ros.tools.node_process import params_file, run_node
 from ros_harness import is_model_answer, wait_for
 
 DELAY_S = 1.5  # seconds per inference: the 1B model on a CPU or a small Jetson

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from rclpy.qos import ReliabilityPolicy
 
-from node_process import params_yaml, run_node
+from mllmseg_ros.tools.node_process import params_yaml, run_node
 from ros_harness import diagnostics_listener, wait_for
 
 QOS_OVERRIDES = """\

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from node_process import params_file, run_node
+from mllmseg_ros.tools.node_process import params_file, run_node
 from ros_harness import camera_info_msg, depth_msg, diagnostics_listener, rgb_msg, stamp_ns_of, wait_for
 
 COLOUR_FRAME = "camera_color_optical_frame"  # realsense-ros: the colour stream's, and its aligned depth's

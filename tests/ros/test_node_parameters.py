@@ -3,7 +3,7 @@ through -p (off/on, 1 for 1.0, [] ...), and wrong values that must leave the nod
 InvalidParameterTypeException, exit 1, before)."""
 from __future__ import annotations
 
-from node_process import REPO, params_yaml, run_node
+from mllmseg_ros.tools.node_process import REPO, params_yaml, run_node
 from params_as_typed import as_typed
 from ros_harness import diagnostics_listener, get_parameters, values_of, wait_for
 

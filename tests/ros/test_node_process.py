@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import yaml
 
-from node_process import REPO, params_file, run_node
+from mllmseg_ros.tools.node_process import REPO, params_file, run_node
 from ros_harness import rgb_msg, wait_for
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 from lifecycle_msgs.msg import Transition
 
-from node_process import STEP_STARTED, params_file, run_node
+from mllmseg_ros.tools.node_process import STEP_STARTED, params_file, run_node
 from ros_harness import change_state, rgb_msg, wait_for
 
 DELAY_S = 4.0  # one model step: twice as long as a clean stop may take

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from node_process import run_node
+from mllmseg_ros.tools.node_process import run_node
 from ros_harness import diagnostics_listener, rgb_msg, stamp_ns_of, wait_for
 
 BAG_START_NS = 1_000_000_000_000  # bag time 1000 s: far from the wall clock, so either time is recognisable

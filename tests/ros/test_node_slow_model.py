@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from node_process import params_file, run_node
+from mllmseg_ros.tools.node_process import params_file, run_node
 from ros_harness import camera_info_msg, depth_msg, is_model_answer, rgb_msg, wait_for
 
 CAMERA_HZ = 30.0

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from ros_harness import Driver, is_model_answer, rgb_msg, wait_for
+from .node_driver import Driver, is_model_answer, rgb_msg, wait_for
 
 
 class CommandClient(Driver):
@@ -22,8 +22,8 @@ class CommandClient(Driver):
         from geometry_msgs.msg import PointStamped
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-        from mllmseg_ros.msg import CommandStatus
-        from mllmseg_ros.srv import Segment
+        from ..msg import CommandStatus
+        from ..srv import Segment
 
         latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -111,7 +111,7 @@ def stop_trial(client: CommandClient, text: str, delay_s: float, rng: np.random.
     """One stop with the model mid-inference on ``text`` and a ``~/segment`` call waiting for the model. Returns the
     worst delay from sending "stop" to the arrival of anything about ``text`` (results, centroids; 0 if nothing came
     after the stop), how many such messages came after it, and checks of the conditions."""
-    from mllmseg_ros.srv import Segment
+    from ..srv import Segment
 
     sent = time.monotonic()
     client.send_command(text)

@@ -10,10 +10,10 @@ import os
 import sys
 import time
 
-from mllmseg_ros.engine.segmenter import Segmenter
-from mllmseg_ros.ros.node import main
+from ..engine.segmenter import Segmenter
+from ..ros.node import main
 
-from node_process import STEP_STARTED
+from .node_process import STEP_STARTED
 
 DELAY_S = float(os.environ.get("MLLMSEG_TEST_DELAY_S", "1.0"))
 _segment_batch = Segmenter.segment_batch

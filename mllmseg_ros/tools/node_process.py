@@ -1,4 +1,6 @@
-"""Start mllmseg_node as its own process (optionally with a slow model) and stop it, collecting its output."""
+"""Start mllmseg_node as its own process (optionally with a slow model) and stop it, collecting its output.
+
+For tests and benchmarks run from a source checkout (``params_file`` starts from the checkout's config/mllmseg.yaml)."""
 from __future__ import annotations
 
 import os
@@ -14,10 +16,9 @@ from typing import Iterator
 
 import yaml
 
-from mllmseg_ros.ros.startup import PACKAGE_LINE
+from ..ros.startup import PACKAGE_LINE
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STEP_STARTED = "slow model: inference step started"  # slow_node.py prints it as each model step begins
 
 
@@ -86,7 +87,7 @@ def run_node(ros_args: list[str], delay_s: float | None = None) -> Iterator[Node
     if delay_s is None:
         command = node_command()
     else:
-        command = [sys.executable, str(HERE / "slow_node.py")]
+        command = [sys.executable, "-m", "mllmseg_ros.tools.slow_node"]
         env["MLLMSEG_TEST_DELAY_S"] = str(delay_s)
     process = subprocess.Popen(command + ["--ros-args", *ros_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, env=env)
