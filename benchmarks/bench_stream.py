@@ -164,7 +164,7 @@ def main() -> None:
                                     cuda_graphs=not args.no_cuda_graphs)
         build_s = time.perf_counter() - started
 
-        def load_segmenter(settings):  # the model built above instead of a checkpoint read from disk
+        def load_segmenter(settings, announce):  # the model built above instead of a checkpoint read from disk
             apply_options(segmenter.options, settings)
             return segmenter
 

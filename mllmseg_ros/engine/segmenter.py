@@ -10,10 +10,11 @@ official full prompt through ``forward_ids`` and keeps no per-frame state; all t
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from transformers import DynamicCache
 from ..model import MLLMSegModel
 from ..model.compilation import compile_stages
 from ..model.mask_decoder import ImageContext
+from ..model.model_card import read_model_card
 from .postprocess import (MaskGeometry, SegmentationResult, found_confidence, mask_geometry, masks_on_device,
                           resize_probability)
 from .preprocess import as_rgb, preprocess, preprocess_batch
@@ -97,11 +99,13 @@ class Segmenter:
         allow_pickle: bool = False,
         options: SegmenterOptions | None = None,
         cuda_graphs: bool = True,
+        announce: Callable[[str], None] = logging.getLogger("mllmseg_ros").warning,
     ) -> "Segmenter":
         """Load a checkpoint folder. ``compile`` runs the model through ``torch.compile`` (``compile_stages``; slow
         first calls); ``quantization`` ("int8", "bnb-int8", "bnb-nf4", see ``model/quantization.py``) stores the ViT and LLM
         weights in 8 or 4 bits; ``cuda_graphs`` replays the ViT's and LLM's passes as CUDA graphs on a GPU
-        (``model/cuda_graphs.py``; each new prompt length bucket is captured once, in well under a second)."""
+        (``model/cuda_graphs.py``; each new prompt length bucket is captured once, in well under a second).
+        ``announce`` gets the model card's one line when there is one (``model/model_card.py``: a demo model)."""
         if threads:
             torch.set_num_threads(threads)
         model = MLLMSegModel.from_pretrained(path, dtype=dtype, device=device, allow_pickle=allow_pickle)
@@ -112,6 +116,9 @@ class Segmenter:
             quantize(model, quantization)
         if compile:
             compile_stages(model)
+        card = read_model_card(path)
+        if card is not None and card.load_notice(path):
+            announce(card.load_notice(path))
         return cls(model, load_chat_tokenizer(path), options)
 
     # --- prompt ---------------------------------------------------------------------------------------------------

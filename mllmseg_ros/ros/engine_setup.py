@@ -3,6 +3,7 @@ GPU memory handed back after a failure or a cleanup."""
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from ..engine.commands import DEFAULT_COMMAND_PREFIXES, DEFAULT_STOP_PHRASES
 from .params import NodeSettings
@@ -22,8 +23,9 @@ def torch_threads(settings: NodeSettings) -> int:
     return settings.threads or max(1, len(os.sched_getaffinity(0)) - 1)
 
 
-def load_segmenter(settings: NodeSettings):
-    """The Segmenter of ``settings`` (raises whatever loading the checkpoint raises, with the reason)."""
+def load_segmenter(settings: NodeSettings, announce: Callable[[str], None]):
+    """The Segmenter of ``settings`` (raises whatever loading the checkpoint raises, with the reason); ``announce``
+    logs the model card's line (a demo model)."""
     import torch
 
     from ..engine import Segmenter, SegmenterOptions
@@ -33,7 +35,7 @@ def load_segmenter(settings: NodeSettings):
     return Segmenter.from_pretrained(
         settings.model_path, device=settings.device, dtype=getattr(torch, dtype_name(settings)),
         threads=torch_threads(settings), quantization=None if settings.quantization == "none" else settings.quantization,
-        allow_pickle=settings.allow_pickle, options=options, cuda_graphs=settings.cuda_graphs,
+        allow_pickle=settings.allow_pickle, options=options, cuda_graphs=settings.cuda_graphs, announce=announce,
     )
 
 

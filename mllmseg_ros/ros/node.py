@@ -120,7 +120,7 @@ class MLLMSegNode(LifecycleNode):
         if not settings.model_path:
             return self._configure_failed("model_path is empty: set it to an MLLMSeg checkpoint folder")
         try:
-            self.segmenter = load_segmenter(settings)
+            self.segmenter = load_segmenter(settings, announce=self.get_logger().warning)
         except Exception as exc:  # a missing/corrupt model must fail the transition, not kill the process
             return self._configure_failed(f"cannot load the model from {settings.model_path}: {exc}")
         self.settings, self.not_configured = settings, ""

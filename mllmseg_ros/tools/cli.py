@@ -59,6 +59,11 @@ def write_outputs(out_dir: Path, image_rgb, results) -> list[Path]:
     return written + [overlay]
 
 
+def note(line: str) -> None:
+    """A line for the user beside the results (on stderr, so --json output stays parseable)."""
+    print(f"mllmseg-ros: note: {line}", file=sys.stderr)
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     import cv2
     import torch
@@ -77,7 +82,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     segmenter = Segmenter.from_pretrained(
         model_dir, device=args.device, dtype=getattr(torch, args.dtype), threads=args.threads,
         allow_pickle=args.allow_pickle, options=options, compile=args.compile, quantization=args.quantization,
-        cuda_graphs=not args.no_cuda_graphs,
+        cuda_graphs=not args.no_cuda_graphs, announce=note,
     )
     image_rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
     expressions = segmenter.expressions_from_command("; ".join(args.expressions)) if args.command else args.expressions
@@ -184,7 +189,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     samples, annotations = load_split(args.data, args.dataset, args.split)
     if args.limit:
         samples = samples[: args.limit]
-    segmenter = Segmenter.from_pretrained(args.model, device=args.device, dtype=getattr(torch, args.dtype), threads=args.threads)
+    segmenter = Segmenter.from_pretrained(args.model, device=args.device, dtype=getattr(torch, args.dtype), threads=args.threads,
+                                          announce=note)
     modes = ["image", "expression"] if args.mode == "both" else [args.mode]
     report = {"model": str(args.model), "dataset": args.dataset, "split": args.split, "results": {}}
     for mode in modes:

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..model import MLLMSegModel
+from ..model.model_card import SYNTHETIC_SCENES, write_model_card
 from .checkpoint_builder import save_checkpoint
 from .config import TrainConfig
 
@@ -54,9 +55,12 @@ def has_state(state_dir: Path) -> bool:
 
 
 def export_final(state_dir: Path, final: Path, cfg: TrainConfig) -> Path:
-    """Copy the last checkpoint to ``final`` without its optimizer state, with the run's options."""
+    """Copy the last checkpoint to ``final`` without its optimizer state, with the run's options (and, for a run on
+    synthetic scenes only, the model card that says so)."""
     if final.exists():
         shutil.rmtree(final)
     shutil.copytree(state_dir, final, ignore=shutil.ignore_patterns(STATE_FILE))
     (final / CONFIG_FILE).write_text(json.dumps(cfg.as_dict(), indent=2))
+    if cfg.data == "synthetic":
+        write_model_card(final, SYNTHETIC_SCENES)
     return final

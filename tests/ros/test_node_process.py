@@ -28,3 +28,18 @@ def test_the_shipped_params_file_names_every_parameter():
 
     params = yaml.safe_load((REPO / "config" / "mllmseg.yaml").read_text())["/**"]["ros__parameters"]
     assert set(params) == set(SPECS), set(params) ^ set(SPECS)
+
+
+def test_a_demo_model_is_named_as_such_in_the_nodes_log(seg_checkpoint, tmp_path):
+    """A checkpoint whose model card says synthetic scenes only: the node logs that one line when it loads it."""
+    import shutil
+
+    from mllmseg_ros.model.model_card import SYNTHETIC_SCENES, write_model_card
+
+    model = shutil.copytree(seg_checkpoint, tmp_path / "demo_like")
+    write_model_card(model, SYNTHETIC_SCENES)
+    params = params_file(tmp_path, model_path=str(model), no_image_warn_s=0.0)
+    with run_node(["--params-file", str(params)]) as process:
+        assert process.wait_for_output("model loaded"), process.output
+    lines = [line for line in process.output.splitlines() if "trained on synthetic tabletop scenes only" in line]
+    assert len(lines) == 1 and "WARN" in lines[0], process.output

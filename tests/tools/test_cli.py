@@ -152,3 +152,14 @@ def test_range_limits_themselves_are_accepted():
     args = build_parser().parse_args(["segment", "--model", "M", "I", "a cup", "--threshold", "1", "--threads", "0"])
     assert args.threshold == 1.0 and args.threads == 0
     assert build_parser().parse_args(["segment", "--model", "M", "I", "a cup", "--threshold", "0"]).threshold == 0.0
+
+
+def test_segment_with_the_demo_model_says_what_it_is(image_file, capsys):
+    """The demo model, met on a user's own photo: one line on stderr says it knows synthetic scenes only."""
+    from mllmseg_ros.tools.demo import DEMO_MODEL
+
+    assert main(["segment", "--model", str(DEMO_MODEL), str(image_file), "the cup", "--json"]) == 0
+    captured = capsys.readouterr()
+    notes = [line for line in captured.err.splitlines() if "trained on synthetic tabletop scenes only" in line]
+    assert len(notes) == 1 and notes[0].startswith("mllmseg-ros: note: mllmseg_demo:")
+    json.loads(captured.out)  # the note stays out of the JSON
