@@ -13,7 +13,7 @@ from .buffers import Frame, LatestFrameSlot, StampMatcher
 from .compressed_depth import decode_compressed_depth
 from .conversions import compressed_to_rgb, image_to_rgb, stamp_seconds
 from .params import NodeSettings
-from .publishing import ResultPublisher
+from .publishing import ResultPublisher, build_array
 from .qos import IMAGE_DEPTH, SENSOR_DEPTH, choose_sensor_qos, overridable, overridden, same_profile, sensor_setting
 
 if TYPE_CHECKING:
@@ -68,14 +68,16 @@ class CameraStream:
     waits for the model and while the model runs on it, so how long the model takes never costs the 3D answer.
     """
 
-    def __init__(self, node: "LifecycleNode", namespace: str, on_rejected: Callable[[str, str], None]) -> None:
-        """``on_rejected(text, kind)``: a frame rejected ("rejected") or without 3D for its depth input ("depth")."""
+    def __init__(self, node: "LifecycleNode", namespace: str, on_rejected: Callable[[str, str], None],
+                 on_frame: Callable[[], None]) -> None:
+        """``node`` holds the subscriptions and publishers; ``on_rejected(text, kind)``: a frame rejected ("rejected")
+        or without 3D for its depth input ("depth"); ``on_frame()``: a frame is waiting in the slot."""
         self.node = node
         self.name = namespace.strip("/")
         self.image_topic = _join(namespace, "image")
         self.depth_topic = _join(namespace, "depth")
         self.info_topic = _join(namespace, "camera_info")
-        self.on_rejected = on_rejected
+        self.on_rejected, self.on_frame = on_rejected, on_frame
         self.slot = LatestFrameSlot()
         self.depth = StampMatcher()
         self.latest: Frame | None = None  # last good frame, for the service's "latest image"
@@ -154,7 +156,7 @@ class CameraStream:
         self.latest = frame
         self.last_frame_time = frame.received
         self.warned = False
-        self.node.wake_worker()
+        self.on_frame()
 
     def _on_depth(self, msg) -> None:
         if isinstance(msg, CompressedImage):
@@ -206,6 +208,13 @@ class CameraStream:
         """(depth in metres or None, intrinsics or None, reason text: empty when a 3D answer is possible); see
         ros/depth_pairing.py for when depth may not be used."""
         return depth_pairing.depth_for(self, frame, settings)
+
+    def results_array(self, frame: Frame, command_text: str, results, settings: NodeSettings, timings: dict):
+        """The SegmentationArray of ``results`` on ``frame``, with the 3D answers of the frame's depth: the one way
+        the model's, the tracker's and the service's results become a message."""
+        started = time.perf_counter()
+        depth, intrinsics, reason = self.depth_for(frame, settings)
+        return build_array(frame, command_text, results, depth, intrinsics, reason, timings, time.perf_counter() - started)
 
     def depth_problem(self, text: str) -> None:
         """A frame got no 3D answer for a reason of the depth input itself: say so (rate-limited) and count it."""

@@ -16,18 +16,19 @@ from __future__ import annotations
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header, String
 
-from ..engine.commands import ParsedCommand, parse_command
+from ..engine.commands import DEFAULT_COMMAND_PREFIXES, DEFAULT_STOP_PHRASES, ParsedCommand, parse_command
 from .command_subscription import CommandSubscription
 from .qos import overridable, own_profile
 
 if TYPE_CHECKING:
     from .node import MLLMSegNode
+    from .params import NodeSettings
 
 # Latched (transient local): a voice front end started later still gets the last status (with depth 1), or the last
 # few. Depth 10, not 1: a reliable writer keeping one sample replaces a status not yet delivered by the next one, and
@@ -39,6 +40,14 @@ LOG_KEYS = 256  # distinct outcomes remembered for that (oldest forgotten first)
 TARGET, STOPPED, REPEAT, IGNORED, REJECTED = 1, 2, 3, 4, 5  # CommandStatus outcomes
 OUTCOME_NAMES = {TARGET: "target", STOPPED: "stopped", REPEAT: "repeat", IGNORED: "ignored", REJECTED: "rejected"}
 QUIET = ("speech-to-text prints", "acknowledges", "only hesitations", "no speech", "nothing asked", "empty")
+
+
+def command_parser(settings: "NodeSettings") -> Callable[[str], ParsedCommand]:
+    """The node's reading of a spoken command, with its ``command_prefixes``, ``stop_phrases`` and
+    ``max_command_chars`` (empty lists: the built-in ones): one reader for the ``command`` topic and ``~/segment``."""
+    prefixes = settings.command_prefixes or DEFAULT_COMMAND_PREFIXES
+    stop_phrases = settings.stop_phrases or DEFAULT_STOP_PHRASES
+    return lambda text: parse_command(text, prefixes, stop_phrases, settings.max_command_chars)
 
 
 @dataclass
@@ -170,19 +179,18 @@ class CommandHandler:
 
     def handle(self, text: str) -> Outcome:
         node, target = self.node, self.node.target
-        settings, segmenter = node.settings, node.segmenter
+        settings, segmenter, parse = node.settings, node.segmenter, node.parse_command
         active = node.is_active
         before = target.current
         parsed = None
-        if settings is None or segmenter is None:
+        if settings is None or segmenter is None or parse is None:
             outcome = Outcome(text, REJECTED, reason="the node is not configured")
         elif len(text) > settings.max_command_chars:  # before any parsing: a huge string must not block this thread
             outcome = Outcome(text, REJECTED, reason=f"command of {len(text)} characters is longer than "
                                                       f"max_command_chars ({settings.max_command_chars})")
         else:
-            options = segmenter.options
             try:
-                parsed = parse_command(text, options.command_prefixes, options.stop_phrases, settings.max_command_chars)
+                parsed = parse(text)
                 outcome = self._decide(text, parsed)
             except ValueError as exc:
                 outcome = Outcome(text, REJECTED, reason=str(exc))

@@ -1,12 +1,21 @@
-"""The engine as the node runs it: built from the node's settings, kept in step with run-time parameters, and the
-GPU memory handed back after a failure or a cleanup."""
+"""The engine as the node runs it: built from the node's settings, kept in step with run-time parameters, shared
+under one lock, and the GPU memory handed back after a failure or a cleanup."""
 from __future__ import annotations
 
 import os
+import threading
 from typing import Callable
 
-from ..engine.commands import DEFAULT_COMMAND_PREFIXES, DEFAULT_STOP_PHRASES
 from .params import NodeSettings
+
+
+class EngineHandle:
+    """The node's segmenter (None until configured and after cleanup) and the lock under which one caller at a time
+    uses it: the inference thread or a ``~/segment`` call. What the ROS helpers get instead of the node."""
+
+    def __init__(self) -> None:
+        self.segmenter = None
+        self.lock = threading.Lock()
 
 
 def dtype_name(settings: NodeSettings) -> str:
@@ -40,12 +49,10 @@ def load_segmenter(settings: NodeSettings, announce: Callable[[str], None]):
 
 
 def apply_options(options, settings: NodeSettings) -> None:
-    """The engine options that follow run-time parameters; [''] lists mean the built-in ones."""
+    """The engine options that follow run-time parameters (the command word lists are the node's own:
+    ``command_parser``)."""
     options.threshold = settings.threshold
     options.centroid_of_largest_component = settings.centroid_of_largest_component
-    options.command_prefixes = settings.command_prefixes or DEFAULT_COMMAND_PREFIXES
-    options.stop_phrases = settings.stop_phrases or DEFAULT_STOP_PHRASES
-    options.max_command_chars = settings.max_command_chars
 
 
 def release_gpu_memory(after: Exception | None = None) -> None:

@@ -10,7 +10,7 @@ import dataclasses
 import threading
 import time
 from functools import partial
-from typing import Sequence
+from typing import Callable, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -20,14 +20,15 @@ from rclpy.parameter import Parameter
 from rcl_interfaces.msg import SetParametersResult
 from std_msgs.msg import Header
 
+from ..engine.commands import ParsedCommand
 from .buffers import Frame
 from .camera_stream import CameraStream
-from .commands import CommandHandler
+from .commands import CommandHandler, command_parser
 from .diagnostics import HINT_PERIOD_S, RecentProblems, ThreeDOutcomes, node_errors, node_status
-from .engine_setup import apply_options, dtype_name, load_segmenter, release_gpu_memory
+from .engine_setup import EngineHandle, apply_options, dtype_name, load_segmenter, release_gpu_memory
 from .param_sources import ros_arguments, unused_parameters
 from .params import NodeSettings, check_changes, declare_parameters, owned, start_value
-from .publishing import OutputGate, build_array
+from .publishing import OutputGate
 from .qos import RELIABLE_10, overridable, own_profile
 from .segment_service import SegmentService
 from .target import ActiveCommand, Target
@@ -51,9 +52,9 @@ class MLLMSegNode(LifecycleNode):
             self.get_logger().warning(problem)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.settings: NodeSettings | None = None
-        self.segmenter = None
+        self.engine = EngineHandle()  # the segmenter and its lock (one caller at a time: worker or service)
+        self.parse_command: Callable[[str], ParsedCommand] | None = None  # the command reader of the settings
         self.streams: list[CameraStream] = []
-        self.engine_lock = threading.Lock()  # the segmenter serves one caller at a time (worker or service)
         self.target = Target()
         # results for the frames between model answers (ros/tracking.py)
         self.tracking = TrackingWorker(settings=lambda: self.settings, target=self.target, streams=lambda: self.streams,
@@ -88,6 +89,14 @@ class MLLMSegNode(LifecycleNode):
             self._watch_timers.append(self.create_timer(period, self._publish_diagnostics, callback_group=self._timer_group,
                                                   clock=steady))
 
+    @property
+    def segmenter(self):
+        return self.engine.segmenter
+
+    @segmenter.setter
+    def segmenter(self, segmenter) -> None:
+        self.engine.segmenter = segmenter
+
     # parameters ----------------------------------------------------------------------------------------------------
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         # Parameters rclpy owns (use_sim_time, qos_overrides.*) are rclpy's business: accept them untouched.
@@ -105,6 +114,7 @@ class MLLMSegNode(LifecycleNode):
         """New values of run-time parameters (validated, as settings values) into the settings and the segmenter's
         options."""
         self.settings = dataclasses.replace(self.settings, **changes)
+        self.parse_command = command_parser(self.settings)
         if self.segmenter is not None:
             apply_options(self.segmenter.options, self.settings)
 
@@ -124,12 +134,16 @@ class MLLMSegNode(LifecycleNode):
         except Exception as exc:  # a missing/corrupt model must fail the transition, not kill the process
             return self._configure_failed(f"cannot load the model from {settings.model_path}: {exc}")
         self.settings, self.not_configured = settings, ""
+        self.parse_command = command_parser(settings)
         if settings.image_compressed:
             self.get_logger().warning("image_compressed is deprecated: use image_transport:=compressed")
         self.problems = RecentProblems(settings.diagnostics_window_s)
         self.health = ThreeDOutcomes(settings.diagnostics_window_s)
-        self.streams = [CameraStream(self, namespace, self._on_frame_rejected) for namespace in (settings.cameras or ("",))]
-        self._service = SegmentService(self, self._service_group)
+        self.streams = [CameraStream(self, namespace, self._on_frame_rejected, on_frame=self.wake_worker)
+                        for namespace in (settings.cameras or ("",))]
+        self._service = SegmentService(self, self._service_group, self.engine, streams=lambda: self.streams,
+                                       settings=lambda: self.settings if self.is_active else None,
+                                       parse=lambda text: self.parse_command(text))
         # Commands are heard from now on, also while inactive. Subscribed before the cameras: when a command and a
         # frame are ready together, the executor runs the callbacks in creation order, so a frame published after a
         # command is taken after it too.
@@ -188,7 +202,7 @@ class MLLMSegNode(LifecycleNode):
         if self._service is not None:
             self._service.destroy()
             self._service = None
-        # Not under engine_lock: a model step under way keeps its own reference and ends unpublished (gate closed)
+        # Not under the engine's lock: a model step under way keeps its own reference and ends unpublished (gate closed)
         self.segmenter = None
         self.settings = None
         release_gpu_memory()
@@ -256,7 +270,7 @@ class MLLMSegNode(LifecycleNode):
 
     def _process(self, batch, command: ActiveCommand, settings: NodeSettings, stop: threading.Event) -> None:
         try:
-            with self.engine_lock:
+            with self.engine.lock:
                 segmenter = self.segmenter
                 if segmenter is None or stop.is_set():
                     return
@@ -276,10 +290,7 @@ class MLLMSegNode(LifecycleNode):
             return
         for (stream, frame), frame_results in zip(batch, results):
             try:
-                started = time.perf_counter()
-                depth, intrinsics, depth_reason = stream.depth_for(frame, settings)
-                lookup = time.perf_counter() - started
-                array = build_array(frame, command.text, frame_results, depth, intrinsics, depth_reason, timings, lookup)
+                array = stream.results_array(frame, command.text, frame_results, settings, timings)
                 publish, sent = partial(stream.publisher.publish, array, frame, frame_results, settings.publish_markers), []
                 if not self.target.publish_if_current(command, lambda: sent.append(publish())):
                     self._superseded += 1  # a stop came meanwhile: it wins
