@@ -1,7 +1,7 @@
 """launch/mllmseg.launch.py: a launch argument overrides the params file only when it is given.
 
 launch/launch_ros are not on PyPI, so the launch file is loaded with stand-ins for their classes that record what
-they were given; it was also run by hand on the launch/launch_ros sources of Humble, Jazzy and Rolling (README).
+they were given; it was also run by hand on the launch/launch_ros sources of Humble, Jazzy and Rolling (docs/workspace.md).
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ ROSDEP_KEYS = {
     "tqdm": "python3-tqdm",
     "google": "python3-protobuf",
 }
-# Modules with no system-package rosdep key: the README's workspace section installs them with pip. Optional ones
+# Modules with no system-package rosdep key: docs/workspace.md's workspace section installs them with pip. Optional ones
 # (bitsandbytes, peft) are imported only when their feature is used.
 PIP_ONLY = {"transformers", "safetensors", "tokenizers", "sentencepiece", "rosbags", "pycocotools"}
 PIP_OPTIONAL = {"bitsandbytes", "peft"}
@@ -89,9 +89,9 @@ def _requirement_names(lines) -> set[str]:
             for line in lines if line.split("#", 1)[0].strip()}
 
 
-def test_pip_only_modules_are_named_in_package_xml_and_the_readme_workspace_section():
+def test_pip_only_modules_are_named_in_package_xml_and_the_workspace_page():
     comment = (ROOT / "package.xml").read_text()
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "workspace.md").read_text()
     section = readme.split("### In a ROS 2 workspace", 1)[1].split("\n### ", 1)[0]
     pip_lines = " ".join(line for line in section.splitlines() if "pip install" in line)
     for name in PIP_ONLY:

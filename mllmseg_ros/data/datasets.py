@@ -80,7 +80,7 @@ class FolderDataset:
         self.root = Path(root)
         index = self.root / "samples.jsonl"
         if not index.is_file():
-            raise ValueError(f"{index} not found (see the training data format in the README)")
+            raise ValueError(f"{index} not found (see the training data format in docs/training.md)")
         self.records = [json.loads(line) for line in index.read_text().splitlines() if line.strip()]
         if not self.records:
             raise ValueError(f"{index} has no samples")

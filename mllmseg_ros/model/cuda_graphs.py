@@ -3,7 +3,7 @@ launch.
 
 On a GPU, a 1B model's passes cost their kernel launches more than their arithmetic: Python and transformers issue
 hundreds of small kernels per pass, each far shorter than the time it takes to launch it. A CUDA graph records the
-kernels of one pass once and replays them all with one launch (the speed-up: README, "Benchmarks").
+kernels of one pass once and replays them all with one launch (the speed-up: benchmarks/README.md).
 
 A graph is fixed to its input shapes and memory addresses, so:
 

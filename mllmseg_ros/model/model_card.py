@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import CheckpointError
 
 MODEL_CARD_FILE = "model_card.json"
-# Where a user reads how to get a model for real images (README "where to read next" points there too).
+# Where a user reads how to get a model for real images.
 RELEASED_CHECKPOINTS_DOC = "docs/models.md#getting-a-released-checkpoint"
 
 

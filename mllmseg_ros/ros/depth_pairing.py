@@ -36,7 +36,7 @@ def registration_problem(image_frame: str, depth_frame: str, setting: str) -> st
     if setting == "false":
         return f"{NOT_REGISTERED} (depth_registered: false)"
     return (f"{NOT_REGISTERED}: the depth image's frame_id {depth_frame!r} is not the colour image's "
-            f"{image_frame!r}. Use depth aligned to the colour image (RealSense: aligned_depth_to_color; README, "
+            f"{image_frame!r}. Use depth aligned to the colour image (RealSense: aligned_depth_to_color; docs/node.md, "
             "'Cameras'), or set depth_registered:=true if it is registered")
 
 

@@ -47,7 +47,7 @@ def run(node_factory: Callable[..., object], args: list[str] | None = None) -> N
     node.get_logger().info(f"{PACKAGE_LINE}{Path(__file__).resolve().parents[1]}")
     # Single-threaded on purpose. The callbacks only hand work over (inference has its own thread, ~/segment answers
     # from one of its own, so a command is never queued behind either), and rclpy's MultiThreadedExecutor is slow
-    # with large messages (measured in the README's "Node overhead"). Composed into a MultiThreadedExecutor, the
+    # with large messages (measured in benchmarks/README.md, "Node overhead"). Composed into a MultiThreadedExecutor, the
     # node's callback groups (commands, cameras, service, timers) run side by side.
     executor = SingleThreadedExecutor()
     executor.add_node(node)

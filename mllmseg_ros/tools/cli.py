@@ -304,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=NON_NEGATIVE_INT)
     ev.set_defaults(handler=cmd_eval)
 
-    tr = sub.add_parser("train", help="train or fine-tune with MLLMSeg's objective (see README: Training)")
+    tr = sub.add_parser("train", help="train or fine-tune with MLLMSeg's objective (see docs/training.md)")
     tr.add_argument("--config", help="YAML or JSON file of TrainConfig options; flags below override it")
     tr.add_argument("--out", help="output folder (checkpoint-last/ for resuming, model/ at the end)")
     tr.add_argument("--base-model", dest="base_model", help="checkpoint to fine-tune (default: a new small model)")

@@ -138,7 +138,7 @@ def run_demo(out_dir: Path, scenes: int = 8, model_dir: Path = DEMO_MODEL) -> in
     with ros_session():
         scores = evaluate_bag(bag, model_dir, remap=TOPIC_REMAP, overlay_dir=overlays,
                               # The small demo model leaves stray pixels away from the object now and then; the
-                              # largest connected part's centroid ignores them (README "The demo model").
+                              # largest connected part's centroid ignores them (docs/models.md, "The demo model").
                               node_parameters={"mode": "continuous", "publish_markers": False,
                                                "centroid_of_largest_component": True})
     print(format_scores(scores))

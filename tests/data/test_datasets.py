@@ -1,4 +1,4 @@
-"""The user-folder training data format (README "Training and fine-tuning")."""
+"""The user-folder training data format (docs/training.md)."""
 from __future__ import annotations
 
 import json
