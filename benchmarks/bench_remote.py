@@ -40,7 +40,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "ros"))
 
 # (at s after the stream starts, text); "stop" ends the target. The outage command is sent while the link is down.
 SCRIPT = [(0.0, "the red cup"), (4.0, "the blue bowl"), (8.0, "stop"), (10.0, "the green box"),
@@ -195,7 +194,7 @@ def node_command(checkpoint: Path, params: dict) -> list[str]:
     args = []
     for key, value in {**base, **params}.items():
         args += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
-    return [sys.executable, str(ROOT / "tests" / "ros" / "slow_node.py"), "--ros-args", *args]
+    return [sys.executable, "-m", "mllmseg_ros.tools.slow_node", "--ros-args", *args]
 
 
 def run_scenario(name: str, args, folder: Path, index: int, checkpoint: Path) -> dict:
@@ -300,7 +299,7 @@ def main() -> None:
     args = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("tc"):
         raise SystemExit("bench_remote.py needs root, ip (iproute2) and tc: it makes network namespaces")
-    from ros_harness import tiny_checkpoint
+    from mllmseg_ros.tools.node_driver import tiny_checkpoint
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
