@@ -31,7 +31,6 @@ from ..engine.postprocess import mask_geometry
 from ..engine.tracking import MaskTracker, TrackedMask, TrackerConfig, lower_this_thread_priority
 from .buffers import Frame
 from .params import TRACK_RATE_ON_CPU_HZ
-from .publishing import build_array
 
 if TYPE_CHECKING:
     from .camera_stream import CameraStream
@@ -283,9 +282,7 @@ class TrackingWorker:
         settings = self._settings()
         results = tracked_results(answer.expressions, answer.confidences, states, settings.centroid_of_largest_component)
         stream.wait_for_depth_pair(frame, settings)  # its own depth image may come a few ms after the frame
-        started = time.perf_counter()
-        depth, intrinsics, depth_reason = stream.depth_for(frame, settings)
-        array = build_array(frame, command.text, results, depth, intrinsics, depth_reason, {}, time.perf_counter() - started)
+        array = stream.results_array(frame, command.text, results, settings, {})
         for segmentation, state, answer_stamp in zip(array.segmentations, states, answer.stamps):
             segmentation.source = segmentation.SOURCE_TRACKED
             segmentation.answer_age_s = float(frame.stamp - answer_stamp)

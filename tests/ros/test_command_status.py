@@ -119,16 +119,18 @@ def test_a_command_is_not_held_back_by_a_service_call(ros, make_node, seg_checkp
 @pytest.mark.parametrize("path", ["model", "tracked"])
 def test_nothing_about_the_old_target_is_published_once_a_stop_returns(ros, make_node, seg_checkpoint, monkeypatch, path):
     """A result being built when the stop comes is checked again under the publish gate: the stop wins."""
-    import mllmseg_ros.ros.camera_stream as camera_stream_module  # the model's answers become arrays there
-    import mllmseg_ros.ros.tracking as tracking_module
+    import mllmseg_ros.ros.camera_stream as camera_stream_module  # every result becomes an array there
 
     node = make_node(seg_checkpoint, tracking="on" if path == "tracked" else "off", track_rate_hz=1000.0)
     slow_down(node, 0.3 if path == "tracked" else 0.05)
     building, published = threading.Event(), []
-    module = tracking_module if path == "tracked" else camera_stream_module
+    module = camera_stream_module
     real_build = module.build_array
+    builder = "mllmseg_tracking" if path == "tracked" else "mllmseg_inference"  # the thread whose results are slowed
 
     def slow_build(*args, **kwargs):
+        if threading.current_thread().name != builder:
+            return real_build(*args, **kwargs)
         building.set()
         time.sleep(0.3)  # the stop comes now: after the old check, before the publication
         return real_build(*args, **kwargs)
