@@ -1,6 +1,6 @@
 """The tests test this checkout: its package is the one imported, and scripts/setup.sh re-installs when the checkout
 moves (the editable install points at a path; a venv carried over from another clone would run that clone's code).
-The node's own processes are checked in tests/ros/node_process.py (the node logs where it runs from)."""
+The node's own processes are checked in mllmseg_ros/tools/node_process.py (the node logs where it runs from)."""
 from __future__ import annotations
 
 import sys
