@@ -29,7 +29,7 @@ setup(
     # scripts/setup.sh pins torch to the CPU wheel so that pip does not pull a CUDA build
     install_requires=ROSDEP_PROVIDED + PIP_REQUIREMENTS,
     # bitsandbytes: optional 8/4-bit weights (quantization="bnb-int8"/"bnb-nf4"); the tests check its accuracy.
-    # catkin_pkg: tests/test_package.py validates package.xml with it.
+    # catkin_pkg: test/test_package.py validates package.xml with it.
     # scikit-image: its bundled public-domain photos make the real-photo tracking sequences (tests and benchmarks
     # only; nothing imports it at run time).
     extras_require={"test": ["pytest", "pytest-timeout", "bitsandbytes", "catkin_pkg", "scikit-image"],

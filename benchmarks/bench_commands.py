@@ -1,4 +1,4 @@
-"""Accuracy of the spoken-command reader per category of a labelled corpus (tests/engine/data/spoken_commands.tsv).
+"""Accuracy of the spoken-command reader per category of a labelled corpus (test/engine/data/spoken_commands.tsv).
 
     .venv/bin/python benchmarks/bench_commands.py [CORPUS.tsv ...] [--failures] [--write-readme]
 
@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO))
 
 from mllmseg_ros.engine.commands import parse_command  # noqa: E402
 
-CORPUS = REPO / "tests" / "engine" / "data" / "spoken_commands.tsv"
+CORPUS = REPO / "test" / "engine" / "data" / "spoken_commands.tsv"
 README = REPO / "benchmarks" / "README.md"
 MARKERS = ("<!-- bench_commands table -->", "<!-- end bench_commands table -->")
 

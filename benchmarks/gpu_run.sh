@@ -66,7 +66,7 @@ else
     echo "gpu_run: rclpy or this package's interfaces do not import here: no node benchmark (see GPU_PREFIX)" | tee -a "$out/gpu_run.log"
 fi
 # GPU variants of the tests (parametrised on cuda when a GPU is present; the CUDA-graph tests among them).
-run tests_gpu 150 "$py" -m pytest -q -ra -p no:cacheprovider tests/model tests/engine -k "cuda or gpu" \
+run tests_gpu 150 "$py" -m pytest -q -ra -p no:cacheprovider test/model test/engine -k "cuda or gpu" \
     --junitxml "$parts/tests_gpu.xml"
 "$py" benchmarks/gpu_report.py "$parts" "$out/gpu_report.json" | tee -a "$out/gpu_run.log"
 echo "gpu_run: report in $out/gpu_report.json (status $status)"

@@ -10,7 +10,7 @@ autostart the node configures and activates itself; with autostart:=false manage
 from __future__ import annotations
 
 # launch, launch_ros, ament_index_python and the node's parameter table are imported inside the functions that use
-# them, so that the tests (tests/test_launch.py) can load this file where no launch package is installed.
+# them, so that the tests (test/test_launch.py) can load this file where no launch package is installed.
 
 EXTRA_PARAMETERS = {"use_sim_time": "true/false: follow /clock (bag replay with a clock)"}  # rclpy's, not the node's
 OTHER_ARGUMENTS = {  # name: (default, description)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `colcon build` and `colcon test` of this package in a scratch workspace, as on a robot, against the project venv's
 # pip ROS (or a sourced ROS). Fails when the build fails, a test fails, or no test ran.
-#   scripts/colcon_check.sh                      # colcon test runs the whole suite (tests/)
-#   scripts/colcon_check.sh tests/test_package.py tests/ros/test_interfaces.py   # only these (CI: .ci/run)
+#   scripts/colcon_check.sh                      # colcon test runs the whole suite (test/)
+#   scripts/colcon_check.sh test/test_package.py test/ros/test_interfaces.py   # only these (CI: .ci/run)
 # colcon itself and ament_cmake_pytest come from pip into build/colcon-tools, a venv of their own: they are build
 # tools, not something the package imports. The workspace is a temp folder, removed at the end.
 set -euo pipefail
@@ -34,7 +34,7 @@ ln -s "$root" "$ws/src/mllmseg_ros"  # the tests resolve their own path, so ../s
 export PATH=$venv/bin:$PATH VIRTUAL_ENV=$venv
 export AMENT_PREFIX_PATH=$venv:$tools${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}
 prefix_path="$venv;$tools${CMAKE_PREFIX_PATH:+;${CMAKE_PREFIX_PATH//:/;}}"
-pytest_paths=${*:-tests}
+pytest_paths=${*:-test}
 colcon=("$tools/bin/colcon" --log-base "$ws/log")
 cd "$ws"
 "${colcon[@]}" build --packages-select mllmseg_ros --event-handlers console_direct- --cmake-args \

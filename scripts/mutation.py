@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "out" / "mutation"
 EQUIVALENT_FILE = REPO / "scripts" / "mutation_equivalent.tsv"
-COPIED = ("mllmseg_ros", "tests", "config", "models")  # what the selected tests read
+COPIED = ("mllmseg_ros", "test", "config", "models")  # what the selected tests read
 TARGET_SCORE = 0.9
 
 
@@ -53,39 +53,39 @@ def _names(module: str, *functions: str) -> tuple[str, ...]:
 ENGINE = "mllmseg_ros.engine"
 # In-process node tests of depth pairing, beside each ROS module's own tests: the few quickest that fail when a frame
 # gets another frame's depth or none (the whole node suite per mutant would take hours on the shared 2-core machine).
-NODE_DEPTH = ("tests/ros/test_node.py::test_3d_centroid_from_depth_and_camera_info",
-              "tests/ros/test_node.py::test_depth_outside_the_stamp_tolerance_is_not_used",
-              "tests/ros/test_node_tracking.py::test_the_wait_for_a_frames_own_depth_ends_when_it_comes",
-              "tests/ros/test_node_param_effects.py::test_use_depth_false_gives_2d_answers_and_reads_no_depth")
+NODE_DEPTH = ("test/ros/test_node.py::test_3d_centroid_from_depth_and_camera_info",
+              "test/ros/test_node.py::test_depth_outside_the_stamp_tolerance_is_not_used",
+              "test/ros/test_node_tracking.py::test_the_wait_for_a_frames_own_depth_ends_when_it_comes",
+              "test/ros/test_node_param_effects.py::test_use_depth_false_gives_2d_answers_and_reads_no_depth")
 TARGETS: dict[str, Target] = {
-    "depth": Target(("mllmseg_ros/engine/depth.py",), ("tests/engine/test_depth.py",)),
+    "depth": Target(("mllmseg_ros/engine/depth.py",), ("test/engine/test_depth.py",)),
     # Not test_segmenter.py: its tiny-model tests take about 100 s per surviving mutant; test_decision.py runs the
     # engine's post-processing and decision on chosen model outputs, on the host and the device path.
     "postprocess": Target(
         ("mllmseg_ros/engine/postprocess.py",),
-        ("tests/engine/test_postprocess.py", "tests/engine/test_decision.py", "tests/engine/test_mask_iou.py")),
+        ("test/engine/test_postprocess.py", "test/engine/test_decision.py", "test/engine/test_mask_iou.py")),
     "segmenter": Target(
-        ("mllmseg_ros/engine/segmenter.py",), ("tests/engine/test_decision.py",),
+        ("mllmseg_ros/engine/segmenter.py",), ("test/engine/test_decision.py",),
         _names(f"{ENGINE}.segmenter", "Segmenter._answers", "Segmenter._result"),
         "the decision and the thresholding: _answers (mask = probability > threshold, [REJ] -> empty) and _result "
         "(found = [SEG] and a non-empty mask)"),
-    "commands": Target(("mllmseg_ros/engine/commands.py",), ("tests/engine/test_commands.py",)),
+    "commands": Target(("mllmseg_ros/engine/commands.py",), ("test/engine/test_commands.py",)),
     "command_reader": Target(
-        ("mllmseg_ros/engine/command_reader.py",), ("tests/engine/test_commands.py",),
+        ("mllmseg_ros/engine/command_reader.py",), ("test/engine/test_commands.py",),
         _names(f"{ENGINE}.command_reader", "Reading.then", "SentenceReader.sentence", "SentenceReader.clause",
                "SentenceReader.after_stop", "SentenceReader.after_hold", "SentenceReader.after_negation",
                "SentenceReader.targets", "SentenceReader.target", "SentenceReader.expression"),
         "the decisions of a sentence's reading: stop, hold, negation, correction, targets, and what names no object "
         "(the phrase matching of command_grammar.py is not in scope)"),
     # test_qos.py runs real publishers and subscriptions; the node tests would add minutes per mutant and nothing more
-    "qos": Target(("mllmseg_ros/ros/qos.py",), ("tests/ros/test_qos.py",)),
+    "qos": Target(("mllmseg_ros/ros/qos.py",), ("test/ros/test_qos.py",)),
     "camera_stream": Target(
         ("mllmseg_ros/ros/camera_stream.py",),
-        (*NODE_DEPTH, "tests/ros/test_node_remote.py::test_a_bad_compressed_depth_image_is_rejected_and_2d_answers_go_on",
-         "tests/ros/test_node_remote.py::test_compressed_depth_gives_3d_centroids",
-         "tests/ros/test_node.py::test_bad_inputs_are_rejected_and_the_node_carries_on",
-         "tests/ros/test_node.py::test_compressed_images_and_markers",
-         "tests/ros/test_node_commands.py::test_oversized_frames_count_as_rejected_not_errors"),
+        (*NODE_DEPTH, "test/ros/test_node_remote.py::test_a_bad_compressed_depth_image_is_rejected_and_2d_answers_go_on",
+         "test/ros/test_node_remote.py::test_compressed_depth_gives_3d_centroids",
+         "test/ros/test_node.py::test_bad_inputs_are_rejected_and_the_node_carries_on",
+         "test/ros/test_node.py::test_compressed_images_and_markers",
+         "test/ros/test_node_commands.py::test_oversized_frames_count_as_rejected_not_errors"),
         _names("mllmseg_ros.ros.camera_stream", "CameraStream._on_image", "CameraStream._on_depth",
                "CameraStream._on_camera_info", "CameraStream._waiting_frames", "CameraStream.take_frame",
                "CameraStream.finish_frame", "CameraStream.wait_for_depth_pair"),
@@ -93,14 +93,14 @@ TARGETS: dict[str, Target] = {
         "model, the wait for a frame's own depth (not the subscriptions' wiring: 64 mutants at about a minute each "
         "with node tests; ros/qos.py's target covers the QoS choice)"),
     "depth_pairing": Target(("mllmseg_ros/ros/depth_pairing.py",), NODE_DEPTH),
-    "buffers": Target(("mllmseg_ros/ros/buffers.py",), ("tests/ros/test_buffers.py",)),
-    "params": Target(("mllmseg_ros/ros/params.py",), ("tests/ros/test_params.py", "tests/ros/test_param_coercion.py")),
+    "buffers": Target(("mllmseg_ros/ros/buffers.py",), ("test/ros/test_buffers.py",)),
+    "params": Target(("mllmseg_ros/ros/params.py",), ("test/ros/test_params.py", "test/ros/test_param_coercion.py")),
     "param_coercion": Target(("mllmseg_ros/ros/param_coercion.py",),
-                             ("tests/ros/test_param_coercion.py", "tests/ros/test_params.py")),
-    "conversion": Target(("mllmseg_ros/model/conversion.py",), ("tests/model/test_conversion.py",
-                                                                 "tests/model/test_internlm2.py", "tests/model/test_loading.py")),
+                             ("test/ros/test_param_coercion.py", "test/ros/test_params.py")),
+    "conversion": Target(("mllmseg_ros/model/conversion.py",), ("test/model/test_conversion.py",
+                                                                 "test/model/test_internlm2.py", "test/model/test_loading.py")),
     # The tracker's drop decisions: issue 31 rebuilt the tracker as the engine/tracking package as this landed; its
-    # target (the package's drop and hide decisions, with tests/engine/test_tracking*.py) is still to be written.
+    # target (the package's drop and hide decisions, with test/engine/test_tracking*.py) is still to be written.
 }
 
 
@@ -229,7 +229,7 @@ def summary(after: Path, before: Path) -> str:
         if r is None:
             continue
         kinds = [known.get(s["mutant"], ("",))[0] for s in r["survivors"]]
-        tests = ", ".join(f"`{t.removeprefix('tests/')}`" for t in r["tests"])
+        tests = ", ".join(f"`{t.removeprefix('test/')}`" for t in r["tests"])
         rows.append(f"| {name} | `{', '.join(target.files)}` ({target.about or 'whole module'}) | {tests} | "
                     f"{scored(before, name)[1]} | {after_score} ({kinds.count('equivalent')} equivalent, "
                     f"{kinds.count('accepted')} accepted" + (f", {kinds.count('killed')} killed by a later test"

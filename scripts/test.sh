@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Run the test suite in the project venv, offline (tests must not download models).
-# Arguments go to pytest; a leading test path (tests/foo.py, tests/foo.py::test_x) replaces the default "tests".
+# Arguments go to pytest; a leading test path (test/foo.py, test/foo.py::test_x) replaces the default "test".
 # Paths are relative to the repo root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh
 
-targets=(tests)
+targets=(test)
 if [[ $# -gt 0 && -e ${1%%::*} ]]; then targets=(); fi
 
 rc=0

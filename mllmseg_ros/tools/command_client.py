@@ -3,7 +3,7 @@
 
 ``stop_trial`` measures one stop as a robot stack meets it: the model mid-inference on the target, a ``~/segment`` call
 waiting for the model, tracked results flowing; then "stop", and how long after it anything about the old target
-still arrives. Used by tests/ros/test_node_commands_process.py and benchmarks/bench_stop_latency.py.
+still arrives. Used by test/ros/test_node_commands_process.py and benchmarks/bench_stop_latency.py.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Drive a running mllmseg_node from another ROS node: feed it camera frames and commands, record what it publishes.
 
-The replay driver shared by tests and benchmarks (tests/ros, benchmarks/bench_tracking.py, bench_stop_latency.py):
+The replay driver shared by tests and benchmarks (test/ros, benchmarks/bench_tracking.py, bench_stop_latency.py):
 test frames and depth images, a small model whose [SEG]/[REJ] answer is pinned, and waiting on a condition instead of
 sleeping.
 """

@@ -3,7 +3,7 @@
     python -m mllmseg_ros.tools.param_table            # print the table
     python -m mllmseg_ros.tools.param_table --write    # rewrite it in docs/parameters.md
 
-tests/test_docs.py fails when the page and the declarations differ.
+test/test_docs.py fails when the page and the declarations differ.
 """
 from __future__ import annotations
 

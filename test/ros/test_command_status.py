@@ -1,6 +1,6 @@
 """What the node does with each spoken command and what it says about it: ~/command_status, /diagnostics and the log;
 speech-to-text noise, and a stop that no service call holds back and no publication in progress outlives (stop-like
-speech: tests/ros/test_node_commands.py)."""
+speech: test/ros/test_node_commands.py)."""
 from __future__ import annotations
 
 import threading

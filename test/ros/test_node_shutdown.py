@@ -1,4 +1,4 @@
-"""Stopping the node in its own process while the model is in the middle of a step (a slow model: tests/ros/
+"""Stopping the node in its own process while the model is in the middle of a step (a slow model: test/ros/
 slow_node.py): SIGINT and SIGTERM end the process within 2 s without an ERROR, and deactivate returns at once and
 lets nothing out afterwards. Before: 6-7 s and "publisher's context is invalid" errors; deactivate waited for the
 step and published its answer during the transition."""

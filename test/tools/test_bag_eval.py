@@ -11,7 +11,7 @@ pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed; scripts/set
 from geometry_msgs.msg import Point  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from ros.ros_harness import camera_info_msg, depth_msg, rgb_msg, tiny_checkpoint  # noqa: E402 (tests/ros/)
+from ros.ros_harness import camera_info_msg, depth_msg, rgb_msg, tiny_checkpoint  # noqa: E402 (test/ros/)
 
 from mllmseg_ros.msg import Segmentation, SegmentationArray  # noqa: E402
 from mllmseg_ros.ros.conversions import mono8_image  # noqa: E402
@@ -24,7 +24,7 @@ PERIOD_NS = 200_000_000
 
 @pytest.fixture(scope="module")
 def seg_checkpoint(tmp_path_factory):
-    """A tiny random model that answers [SEG] to everything (as ``tests/ros/conftest.py``'s fixture)."""
+    """A tiny random model that answers [SEG] to everything (as ``test/ros/conftest.py``'s fixture)."""
     return tiny_checkpoint(tmp_path_factory.mktemp("tiny_seg"), decision="SEG")
 
 

@@ -1,5 +1,5 @@
 """A model trained on synthetic scenes only says so where a user meets it: its folder's model_card.json, read when the
-engine loads it, which announces one line (the CLI prints it, the node logs it: tests/tools, tests/ros)."""
+engine loads it, which announces one line (the CLI prints it, the node logs it: test/tools, test/ros)."""
 from __future__ import annotations
 
 import pytest

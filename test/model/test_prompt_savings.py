@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tests.tiny_models import IMAGE_SIZE, NUM_IMAGE_TOKENS, TOKENS, random_model
+from tiny_models import IMAGE_SIZE, NUM_IMAGE_TOKENS, TOKENS, random_model
 
 OPENING = [5, 6, 7, 8, TOKENS["<img>"]]  # "system turn" and <img>, before the first image token
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from tests.tiny_models import random_model
+from tiny_models import random_model
 
 
 def test_refinement_of_several_maps_equals_conv2_on_each():

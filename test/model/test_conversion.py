@@ -1,6 +1,6 @@
 """LoRA merging at load time (model/conversion.py): W = W_base + scaling * B @ A under the plain key, the peft
 wrapper and base_layer names gone, the base's dtype kept; a checkpoint without adapters is left alone; broken ones
-are refused with the modules named. (InternLM2 -> Llama: tests/model/test_internlm2.py.)"""
+are refused with the modules named. (InternLM2 -> Llama: test/model/test_internlm2.py.)"""
 from __future__ import annotations
 
 import pytest

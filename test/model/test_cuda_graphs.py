@@ -2,7 +2,7 @@
 
 On the CPU: the padded, cache-preparing LLM pass that the graphs record gives the unpadded pass's hidden states and
 keys/values (checked by running the recorded function directly), and a runner drops its graphs when the weights move.
-The GPU side (the engine with graphs against the engine without) is in tests/engine/test_engine_options.py.
+The GPU side (the engine with graphs against the engine without) is in test/engine/test_engine_options.py.
 """
 from __future__ import annotations
 

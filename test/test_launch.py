@@ -75,7 +75,7 @@ def test_log_level_respawn_and_namespace(launch_file):
 
 
 def test_arguments_are_typed_as_ros_types_minus_p(launch_file):
-    """YAML, as rcl reads `-p name:=value`: the node then takes off/on and 1 for 1.0 (tests/ros/test_node_parameters.py)
+    """YAML, as rcl reads `-p name:=value`: the node then takes off/on and 1 for 1.0 (test/ros/test_node_parameters.py)
     and answers a wrong value with one line and /diagnostics, so the launch passes it on rather than failing."""
     _, node = _launch(launch_file, params_file="my.yaml", tracking="off", threshold="1", max_rate_hz="2",
                       cameras="[left, right]", model_path="/models/m", autostart="maybe")

@@ -52,7 +52,7 @@ def test_slow_model_keeps_the_3d_answer_of_each_frame(ros, seg_checkpoint, tmp_p
     assert 0 < len(tracked) <= 7.5 * index / CAMERA_HZ + model + 1, (len(tracked), index, model)
     for array in tracked:  # what a grasp planner acts on: the camera's frame, a stamp of a frame that was sent
         assert array.header.frame_id == "camera_optical" and array.header.stamp.sec * 10**9 + array.header.stamp.nanosec in stamps_ns
-    # the model's answers (tracked results in between carry their own frame's depth: tests/ros/test_node_tracking.py)
+    # the model's answers (tracked results in between carry their own frame's depth: test/ros/test_node_tracking.py)
     found = [(array, s) for array in arrays for s in array.segmentations if s.found and s.source == s.SOURCE_MODEL]
     valid = [(array, s) for array, s in found if s.centroid_3d_valid]
     assert found and len(valid) >= 0.95 * len(found), [s.centroid_3d_status for _, s in found]

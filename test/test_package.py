@@ -27,7 +27,7 @@ ROSDEP_KEYS = {
 PIP_ONLY = {"transformers", "safetensors", "tokenizers", "sentencepiece", "rosbags", "pycocotools"}
 PIP_OPTIONAL = {"bitsandbytes", "peft"}
 # Imported only where tests and benchmarks make their data (data/photo_targets.py: the real-photo tracking sequences),
-# never by the node or the CLI (tests/engine/test_tracking_room.py): a test_depend, in setup.py's test extra.
+# never by the node or the CLI (test/engine/test_tracking_room.py): a test_depend, in setup.py's test extra.
 TEST_ONLY = {"skimage": "python3-skimage"}
 # ROS packages imported by Python name (the package name itself is the dependency).
 ROS_PYTHON_PACKAGES = {"rclpy", "launch", "launch_ros", "ament_index_python"}

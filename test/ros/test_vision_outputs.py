@@ -1,7 +1,7 @@
 """~/detections and ~/detections_3d: the results as vision_msgs detections (where vision_msgs is installed).
 
 vision_msgs is not installable here, so the conversion is checked against stand-in classes built from the official
-field layout (tests/ros/vision_msgs_layout/, fake_messages.py): a wrong field name or type fails as it would with the
+field layout (test/ros/vision_msgs_layout/, fake_messages.py): a wrong field name or type fails as it would with the
 real classes. With vision_msgs importable (a robot's colcon test, or a rosidl build of that layout on PYTHONPATH) the
 node is also checked end to end.
 """
