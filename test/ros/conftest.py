@@ -1,6 +1,7 @@
 """Fixtures for tests that run real ROS 2 nodes in this process."""
 from __future__ import annotations
 
+import gc
 import threading
 
 import pytest
@@ -55,6 +56,11 @@ def ros():
         for node in nodes:
             node.destroy_node()
         rclpy.try_shutdown()
+        # The DDS participant lives until the context's handle is freed, and reference cycles between nodes and
+        # their callbacks keep it for an unknown time: without this a long run held 30+ participants in this
+        # process, past the 32 that LOCALHOST discovery probes, and a node started in its own process then found
+        # no one (test_node_shutdown.py failed in CI).
+        gc.collect()
 
 
 @pytest.fixture()
