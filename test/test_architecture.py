@@ -1,5 +1,6 @@
 """The package's rooms and their doors: imports point one way (tools -> ros / training -> data -> engine -> model),
-ROS stays in the ros and tools rooms, and no package file grows past 400 lines."""
+ROS stays in the ros and tools rooms, no package file grows past 400 lines, and the node's helpers get what they use,
+not the node's state."""
 from __future__ import annotations
 
 import ast
@@ -14,6 +15,14 @@ ROS_MODULES = {"rclpy", "sensor_msgs", "std_msgs", "geometry_msgs", "diagnostic_
 MAX_LINES = 400
 # Files allowed past MAX_LINES for now, each with the reason (remove the entry when the file is split).
 OVER_THE_LIMIT: dict[str, str] = {}
+# ros/ modules allowed to read MLLMSegNode's own attributes (its state and methods, beyond an rclpy node's), each with
+# the reason; the other helpers get an rclpy node for their endpoints at most (docs/architecture.md).
+READS_THE_NODE: dict[str, str] = {
+    "ros/node.py": "the node itself",
+    "ros/startup.py": "runs the node: starts it, and activates it when configure succeeded",
+    "ros/diagnostics.py": "the node's /diagnostics status: its counters, problems and its helpers' figures",
+    "ros/publishing.py": "ResultPublisher still reads the node's settings, output gate and 3D health",
+}
 
 
 def _modules() -> list[Path]:
@@ -80,3 +89,52 @@ def test_no_package_file_over_400_lines():
     assert not unexplained, f"split these (at most {MAX_LINES} lines): {unexplained}"
     stale = sorted(set(OVER_THE_LIMIT) - set(long))
     assert not stale, f"no longer over the limit: take them out of OVER_THE_LIMIT: {stale}"
+
+
+def _node_state() -> set[str]:
+    """What MLLMSegNode adds to an rclpy node: its methods, properties and the attributes it sets on itself."""
+    tree = ast.parse((PACKAGE / "ros" / "node.py").read_text(encoding="utf-8"))
+    node_class = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "MLLMSegNode")
+    names = {n.name for n in node_class.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    for n in ast.walk(node_class):
+        if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store) and isinstance(n.value, ast.Name) \
+                and n.value.id == "self":
+            names.add(n.attr)
+    return names - {"__init__"}
+
+
+def _node_reads(path: Path, state: set[str]) -> list[str]:
+    """Where ``path`` reads the node's state: ``node.X`` or ``<something>.node.X`` for X in ``state``,
+    ``getattr(node, "X")``, or names the node's class."""
+    def is_node(expression: ast.expr) -> bool:
+        return (isinstance(expression, ast.Name) and expression.id == "node") or \
+            (isinstance(expression, ast.Attribute) and expression.attr == "node")
+
+    text = path.read_text(encoding="utf-8")
+    found = [f"line {n}: MLLMSegNode" for n, line in enumerate(text.splitlines(), 1) if "MLLMSegNode" in line]
+    for n in ast.walk(ast.parse(text)):
+        if isinstance(n, ast.Attribute) and n.attr in state and is_node(n.value):
+            found.append(f"line {n.lineno}: node.{n.attr}")
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "getattr" and len(n.args) > 1 \
+                and is_node(n.args[0]) and isinstance(n.args[1], ast.Constant) and n.args[1].value in state:
+            found.append(f"line {n.lineno}: getattr(node, {n.args[1].value!r})")
+    return found
+
+
+def test_ros_helpers_get_what_they_use_not_the_node():
+    """CommandHandler, SegmentService, CameraStream, TrackingWorker and the rest are handed the target, the engine
+    handle, the streams, callables, and an rclpy node to make their endpoints: never MLLMSegNode's state."""
+    state = _node_state()
+    reads = {str(p.relative_to(PACKAGE)): found for p in sorted((PACKAGE / "ros").glob("*.py"))
+             if (found := _node_reads(p, state))}
+    unexplained = {name: found for name, found in reads.items() if name not in READS_THE_NODE}
+    assert not unexplained, f"helpers reading the node's state (hand them what they use): {unexplained}"
+    stale = sorted(set(READS_THE_NODE) - set(reads))
+    assert not stale, f"no longer reading the node: take them out of READS_THE_NODE: {stale}"
+
+
+def test_the_node_state_checker_sees_the_node_and_its_readers():
+    """The check above sees the node's state and a helper that reaches into it (else it could pass on anything)."""
+    assert {"target", "problems", "settings", "engine", "segmenter", "wake_worker", "is_active"} <= _node_state()
+    found = _node_reads(PACKAGE / "ros" / "publishing.py", _node_state())
+    assert any("node.settings" in where for where in found) and any("'output_gate'" in where for where in found)

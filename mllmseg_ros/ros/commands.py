@@ -24,10 +24,13 @@ from std_msgs.msg import Header, String
 
 from ..engine.commands import DEFAULT_COMMAND_PREFIXES, DEFAULT_STOP_PHRASES, ParsedCommand, parse_command
 from .command_subscription import CommandSubscription
+from .engine_setup import EngineHandle
 from .qos import overridable, own_profile
+from .target import Target
 
 if TYPE_CHECKING:
-    from .node import MLLMSegNode
+    from rclpy.node import Node
+
     from .params import NodeSettings
 
 # Latched (transient local): a voice front end started later still gets the last status (with depth 1), or the last
@@ -132,8 +135,16 @@ class OutcomeLog:
 
 
 class CommandHandler:
-    def __init__(self, node: "MLLMSegNode") -> None:
-        self.node = node
+    def __init__(self, node: "Node", target: Target, engine: EngineHandle, settings: Callable[[], NodeSettings | None],
+                 parse: Callable[[str], ParsedCommand], active: Callable[[], bool], report: Callable[[str], None],
+                 wake: Callable[[], None]) -> None:
+        """``node`` holds the subscription and the status publisher (and gives the log and the clock); commands
+        change ``target``; ``engine``'s segmenter says whether a prompt fits the model; ``settings()`` is None
+        while the node is not configured, ``parse`` reads a command, ``active()`` says whether the node is active;
+        ``report(problem)`` keeps a rejected or partly used command for /diagnostics; ``wake()`` is called when a
+        command names a target."""
+        self.node, self.target, self.engine, self.settings, self.parse = node, target, engine, settings, parse
+        self.active, self.report, self.wake = active, report, wake
         self.group = MutuallyExclusiveCallbackGroup()  # never behind the camera, the service or the timers' groups
         self.log = OutcomeLog(node.get_logger())
         # reliable, and latched while the planner publishes latched (ros/command_subscription.py)
@@ -166,7 +177,7 @@ class CommandHandler:
     def activated(self) -> None:
         """Say what the node resumes with when commands came while it was inactive."""
         if self._while_inactive:
-            current = self.node.target.current
+            current = self.target.current
             what = f"the target {current.expressions}" if current else "no target"
             self.node.get_logger().info(
                 f"activated with {what}, after {self._while_inactive} command(s) received while inactive"
@@ -178,38 +189,36 @@ class CommandHandler:
         self.handle(msg.data)
 
     def handle(self, text: str) -> Outcome:
-        node, target = self.node, self.node.target
-        settings, segmenter, parse = node.settings, node.segmenter, node.parse_command
-        active = node.is_active
+        target, settings, segmenter, active = self.target, self.settings(), self.engine.segmenter, self.active()
         before = target.current
         parsed = None
-        if settings is None or segmenter is None or parse is None:
+        if settings is None or segmenter is None:
             outcome = Outcome(text, REJECTED, reason="the node is not configured")
         elif len(text) > settings.max_command_chars:  # before any parsing: a huge string must not block this thread
             outcome = Outcome(text, REJECTED, reason=f"command of {len(text)} characters is longer than "
                                                       f"max_command_chars ({settings.max_command_chars})")
         else:
             try:
-                parsed = parse(text)
-                outcome = self._decide(text, parsed)
+                parsed = self.parse(text)
+                outcome = self._decide(text, parsed, segmenter)
             except ValueError as exc:
                 outcome = Outcome(text, REJECTED, reason=str(exc))
         if outcome.outcome == REJECTED:
             target.reject(outcome.reason)
-            node.problems.add("commands", f"{text!r}: {outcome.reason}")
+            self.report(f"{text!r}: {outcome.reason}")
         current = target.current
         outcome.target, outcome.target_id = (list(current.expressions), current.serial) if current else ([], 0)
         outcome.active = active
         outcome.reply = reply_for(outcome, parsed, had_target=before is not None)
         self._publish(outcome)
         if outcome.outcome in (TARGET, REPEAT):
-            node.wake_worker()
+            self.wake()
         return outcome
 
-    def _decide(self, text: str, parsed: ParsedCommand) -> Outcome:
+    def _decide(self, text: str, parsed: ParsedCommand, segmenter) -> Outcome:
         """Apply ``parsed`` to the target. A stop clears it first; new expressions then become the target unless they
         are the current ones (a repeat); a negation of the current target stops it."""
-        target = self.node.target
+        target = self.target
         if parsed.stop and not parsed.expressions:
             why = parsed.reason if not parsed.text.strip() else f"stopped by {text!r}"
             target.clear(why)
@@ -219,7 +228,7 @@ class CommandHandler:
             if parsed.stop:
                 target.clear(f"stopped by {text!r}")
             try:
-                self.node.segmenter.prompt_ids(expressions)  # ValueError for prompts longer than the model's context
+                segmenter.prompt_ids(expressions)  # ValueError for prompts longer than the model's context
             except ValueError as exc:
                 if not parsed.stop:
                     raise
@@ -227,7 +236,7 @@ class CommandHandler:
             status = f"partly used: {'; '.join(parsed.problems)}" if parsed.problems else "ok"
             _, repeat = target.take(text, expressions, status)
             if parsed.problems:
-                self.node.problems.add("commands", f"{text!r}: {status}")
+                self.report(f"{text!r}: {status}")
             return Outcome(text, REPEAT if repeat else TARGET, stopped=parsed.stop, expressions=expressions,
                            reason="; ".join(parsed.problems))
         current = target.current
@@ -259,7 +268,7 @@ class CommandHandler:
         """The last command's outcome and the counts, for /diagnostics."""
         last = self.last
         values: dict[str, object] = {
-            "command_status": self.node.target.status,
+            "command_status": self.target.status,
             "command_outcome": last.name if last else "",
             "command_reply": last.reply if last else "",
         }

@@ -75,7 +75,10 @@ class MLLMSegNode(LifecycleNode):
         self._sensor_group = ReentrantCallbackGroup()
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
-        self.commands = CommandHandler(self)  # spoken commands on their own callback group (ros/commands.py)
+        # spoken commands on their own callback group (ros/commands.py)
+        self.commands = CommandHandler(self, self.target, self.engine, settings=lambda: self.settings,
+                                       parse=lambda text: self.parse_command(text), active=lambda: self.is_active,
+                                       report=lambda problem: self.problems.add("commands", problem), wake=self.wake_worker)
         self._service: SegmentService | None = None
         self._last_hint = time.monotonic()  # a lasting ERROR is repeated after HINT_PERIOD_S
         # /diagnostics and the watchdog from the start, on the steady clock: an unconfigured node says why, and with
@@ -133,8 +136,8 @@ class MLLMSegNode(LifecycleNode):
             self.segmenter = load_segmenter(settings, announce=self.get_logger().warning)
         except Exception as exc:  # a missing/corrupt model must fail the transition, not kill the process
             return self._configure_failed(f"cannot load the model from {settings.model_path}: {exc}")
+        self.parse_command = command_parser(settings)  # first: a command is read once the settings are there
         self.settings, self.not_configured = settings, ""
-        self.parse_command = command_parser(settings)
         if settings.image_compressed:
             self.get_logger().warning("image_compressed is deprecated: use image_transport:=compressed")
         self.problems = RecentProblems(settings.diagnostics_window_s)
