@@ -32,7 +32,8 @@ setup(
     # catkin_pkg: test/test_package.py validates package.xml with it.
     # scikit-image: its bundled public-domain photos make the real-photo tracking sequences (tests and benchmarks
     # only; nothing imports it at run time).
-    extras_require={"test": ["pytest", "pytest-timeout", "bitsandbytes", "catkin_pkg", "scikit-image"],
+    # pytest-xdist: scripts/test.sh runs the suite in two processes (most ROS tests wait on the wire, not the CPU).
+    extras_require={"test": ["pytest", "pytest-timeout", "pytest-xdist", "bitsandbytes", "catkin_pkg", "scikit-image"],
                     "quantization": ["bitsandbytes"]},
     # ament index and share/ files, so `ros2 run`/`ros2 launch` find the package after a colcon build.
     # glob() so that a not-yet-existing launch/ or config/ folder is simply empty.
