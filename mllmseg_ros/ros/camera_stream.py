@@ -1,9 +1,11 @@
-"""One camera's inputs (colour, depth, camera_info), the frame hand-over to the inference thread, and its outputs."""
+"""One camera's inputs (colour, depth, camera_info) and outputs; what each frame is paired with is
+ros/frame_pairing.py's."""
 from __future__ import annotations
 
-import threading
 import time
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable
 
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -12,52 +14,74 @@ from . import depth_pairing
 from .buffers import Frame, LatestFrameSlot, StampMatcher
 from .compressed_depth import decode_compressed_depth
 from .conversions import compressed_to_rgb, image_to_rgb, stamp_seconds
+from .frame_pairing import FramePairing
 from .params import NodeSettings
 from .publishing import ResultPublisher, build_array
 from .qos import IMAGE_DEPTH, SENSOR_DEPTH, choose_sensor_qos, overridable, overridden, same_profile, sensor_setting
 
 if TYPE_CHECKING:
-    from rclpy.lifecycle import LifecycleNode
-
-
-DEPTH_SILENT_S = 1.0  # a depth stream this far behind a frame's stamp has stopped; do not wait for it
+    from rclpy.node import Node
 
 
 def _join(namespace: str, name: str) -> str:
     return f"{namespace.rstrip('/')}/{name}" if namespace else name
 
 
+@dataclass(frozen=True)
+class CameraPorts:
+    """What a camera stream uses of its node: the rclpy calls that make and drop its subscriptions and look at the
+    topic graph, its QoS choice, a logger, a clock, and its result publisher. ``of(node)`` wires a node; tests give
+    stand-ins (test/ros/test_camera_stream.py)."""
+
+    create_subscription: Callable[..., Any]
+    destroy_subscription: Callable[[Any], Any]
+    resolve_topic_name: Callable[[str], str]
+    publishers_info: Callable[[str], list]  # the publishers of a (resolved) topic, with their QoS
+    choose_qos: Callable[[str, str, int], tuple[QoSProfile, str]]  # (topic, setting, history) -> (profile, why)
+    qos_overridden: Callable[[str], bool]  # the user gave qos_overrides for this topic
+    logger: Any
+    outputs: Callable[[str, "CameraStream"], Any]  # (topic prefix, stream) -> its ResultPublisher
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def of(cls, node: "Node") -> "CameraPorts":
+        return cls(create_subscription=node.create_subscription, destroy_subscription=node.destroy_subscription,
+                   resolve_topic_name=node.resolve_topic_name, publishers_info=node.get_publishers_info_by_topic,
+                   choose_qos=partial(choose_sensor_qos, node), qos_overridden=partial(overridden, node),
+                   logger=node.get_logger(), outputs=partial(ResultPublisher, node))
+
+
 class SensorSubscription:
     """A subscription whose QoS follows its publishers (``image_qos: auto``): re-created when they change. A user's
     `qos_overrides.<topic>.subscription.*` parameters win: such a topic keeps the QoS they give."""
 
-    def __init__(self, node: "LifecycleNode", message_type: type, topic: str, callback: Callable, history: int) -> None:
-        self.node, self.message_type, self.topic, self.callback, self.history = node, message_type, topic, callback, history
+    def __init__(self, ports: CameraPorts, message_type: type, topic: str, callback: Callable, history: int) -> None:
+        self.ports, self.message_type, self.topic, self.callback, self.history = ports, message_type, topic, callback, history
         self.subscription = None
         self.requested: QoSProfile | None = None  # what the node chose (compared with the publishers' next time)
         self.qos: QoSProfile | None = None  # what the subscription has (the choice, after any override)
 
     def match(self, setting: str, group) -> None:
-        fixed = overridden(self.node, self.topic)
+        fixed = self.ports.qos_overridden(self.topic)
         if fixed and self.subscription is not None:
             return
-        profile, why = choose_sensor_qos(self.node, self.topic, setting, self.history)
+        profile, why = self.ports.choose_qos(self.topic, setting, self.history)
         if same_profile(self.requested, profile):
             return
         # Not destroy(): readers of ``qos`` (diagnostics, the no-image warning) would see None between the two steps
         if self.subscription is not None:
-            self.node.destroy_subscription(self.subscription)
-        self.subscription = self.node.create_subscription(
+            self.ports.destroy_subscription(self.subscription)
+        self.subscription = self.ports.create_subscription(
             self.message_type, self.topic, self.callback, profile, callback_group=group,
             qos_overriding_options=overridable() if fixed else None)
         self.requested, self.qos = profile, self.subscription.qos_profile
         if fixed:
             why = f"{self.qos.reliability.name.lower()} (qos_overrides)"
-        self.node.get_logger().info(f"subscribed to {self.node.resolve_topic_name(self.topic)} with QoS {why}")
+        self.ports.logger.info(f"subscribed to {self.ports.resolve_topic_name(self.topic)} with QoS {why}")
 
     def destroy(self) -> None:
         if self.subscription is not None:
-            self.node.destroy_subscription(self.subscription)
+            self.ports.destroy_subscription(self.subscription)
         self.subscription, self.requested, self.qos = None, None, None
 
 
@@ -65,25 +89,21 @@ class CameraStream:
     """Inputs, buffers and outputs of one camera (relative topic names, so launch files can remap them).
 
     Each colour frame is paired with the depth image nearest in stamp and with the camera_info of its time while it
-    waits for the model and while the model runs on it, so how long the model takes never costs the 3D answer.
+    waits for the model and while the model runs on it (ros/frame_pairing.py), so how long the model takes never
+    costs the 3D answer.
     """
 
-    def __init__(self, node: "LifecycleNode", namespace: str, on_rejected: Callable[[str, str], None],
+    def __init__(self, ports: CameraPorts, namespace: str, on_rejected: Callable[[str, str], None],
                  on_frame: Callable[[], None]) -> None:
-        """``node`` holds the subscriptions and publishers; ``on_rejected(text, kind)``: a frame rejected ("rejected")
+        """``ports``: what the stream uses of its node; ``on_rejected(text, kind)``: a frame rejected ("rejected")
         or without 3D for its depth input ("depth"); ``on_frame()``: a frame is waiting in the slot."""
-        self.node = node
+        self.ports = ports
         self.name = namespace.strip("/")
         self.image_topic = _join(namespace, "image")
         self.depth_topic = _join(namespace, "depth")
         self.info_topic = _join(namespace, "camera_info")
         self.on_rejected, self.on_frame = on_rejected, on_frame
-        self.slot = LatestFrameSlot()
-        self.depth = StampMatcher()
-        self.latest: Frame | None = None  # last good frame, for the service's "latest image"
-        self.in_flight: Frame | None = None  # the frame the model is working on (still offered depth)
-        self._pairing_lock = threading.Lock()  # a depth arriving as the worker takes a frame reaches it either way
-        self.camera_info: CameraInfo | None = None
+        self.pairing = FramePairing(clock=ports.clock)
         self.image: SensorSubscription | None = None
         self.sensors: list[SensorSubscription] = []
         self.rejected = 0
@@ -91,9 +111,25 @@ class CameraStream:
         self.processed = 0
         self.stale = 0  # frames older than the command they would have answered
         self.warned = False
-        self.last_frame_time = time.monotonic()
-        self._last_stamp: float | None = None  # of the previous colour frame: a repeat cannot pick a depth image
-        self.publisher = ResultPublisher(node, "~" if not self.name else f"~/{self.name}", stream=self)
+        self.last_frame_time = ports.clock()
+        self.publisher = ports.outputs("~" if not self.name else f"~/{self.name}", self)
+
+    # the pairing's state, read by the node, the service, the tracker and the publisher
+    @property
+    def slot(self) -> LatestFrameSlot:
+        return self.pairing.slot
+
+    @property
+    def depth(self) -> StampMatcher:
+        return self.pairing.depth
+
+    @property
+    def camera_info(self) -> CameraInfo | None:
+        return self.pairing.camera_info
+
+    @property
+    def latest(self) -> Frame | None:
+        return self.pairing.latest
 
     @property
     def image_qos(self) -> QoSProfile | None:
@@ -104,22 +140,22 @@ class CameraStream:
         """``topic`` for the raw transport; for another, the topic image_transport gives it: the remapped topic +
         ``/<transport>`` (``-r image:=/camera/color/image_raw`` -> /camera/color/image_raw/compressed; depth likewise
         /compressedDepth)."""
-        return topic if transport == "raw" else f"{self.node.resolve_topic_name(topic)}/{transport}"
+        return topic if transport == "raw" else f"{self.ports.resolve_topic_name(topic)}/{transport}"
 
     def subscribe(self, settings: NodeSettings, group) -> None:
         image_transport = "compressed" if settings.compressed else "raw"
-        self.image = SensorSubscription(self.node, CompressedImage if settings.compressed else Image,
+        self.image = SensorSubscription(self.ports, CompressedImage if settings.compressed else Image,
                                         self.transport_topic(self.image_topic, image_transport), self._on_image, IMAGE_DEPTH)
         self.sensors = [self.image]
         if settings.use_depth:
             depth_type = Image if settings.depth_transport == "raw" else CompressedImage
             self.sensors += [
-                SensorSubscription(self.node, depth_type, self.transport_topic(self.depth_topic, settings.depth_transport),
+                SensorSubscription(self.ports, depth_type, self.transport_topic(self.depth_topic, settings.depth_transport),
                                    self._on_depth, SENSOR_DEPTH),
-                SensorSubscription(self.node, CameraInfo, self.info_topic, self._on_camera_info, SENSOR_DEPTH),
+                SensorSubscription(self.ports, CameraInfo, self.info_topic, self._on_camera_info, SENSOR_DEPTH),
             ]
         self.match_qos(settings, group)
-        self.last_frame_time = time.monotonic()
+        self.last_frame_time = self.ports.clock()
         self.warned = False
 
     def match_qos(self, settings: NodeSettings, group) -> None:
@@ -130,10 +166,7 @@ class CameraStream:
         for sensor in self.sensors:
             sensor.destroy()
         self.image, self.sensors = None, []
-        self.slot.clear()
-        self.depth.clear()
-        self.camera_info = self.latest = self.in_flight = None
-        self._last_stamp = None
+        self.pairing.clear()
 
     # callbacks: convert, pair, hand over, never block --------------------------------------------------------------
     def _on_image(self, msg) -> None:
@@ -143,17 +176,9 @@ class CameraStream:
             self.rejected += 1
             self.reject_reason = str(exc)
             self.on_rejected(f"{self.image_topic}: {exc}", "rejected")
-            self.node.get_logger().warning(f"{self.image_topic}: frame rejected: {exc}", throttle_duration_sec=5.0)
+            self.ports.logger.warning(f"{self.image_topic}: frame rejected: {exc}", throttle_duration_sec=5.0)
             return
-        frame = Frame(rgb=rgb, header=msg.header, received=time.monotonic(), stamp=stamp_seconds(msg.header),
-                      camera_info=self.camera_info)
-        frame.stamp_repeated, self._last_stamp = frame.stamp == self._last_stamp, frame.stamp
-        with self._pairing_lock:
-            self.slot.put(frame)
-        # After the put: a depth image that came before is found here, one that comes later is offered to the slot.
-        if (nearest := self.depth.nearest(frame.stamp)) is not None:
-            frame.offer_depth(*nearest)
-        self.latest = frame
+        frame = self.pairing.frame_arrived(rgb, msg.header, stamp_seconds(msg.header))
         self.last_frame_time = frame.received
         self.warned = False
         self.on_frame()
@@ -166,43 +191,28 @@ class CameraStream:
                 msg = decode_compressed_depth(msg)
             except ValueError as exc:
                 self.on_rejected(f"{self.depth_topic}: {exc}", "depth")
-                self.node.get_logger().warning(f"{self.depth_topic}: depth image rejected: {exc}", throttle_duration_sec=5.0)
+                self.ports.logger.warning(f"{self.depth_topic}: depth image rejected: {exc}", throttle_duration_sec=5.0)
                 return
-        stamp = stamp_seconds(msg.header)
-        self.depth.add(stamp, msg)
-        for frame in self._waiting_frames():
-            frame.offer_depth(stamp, msg)
+        self.pairing.depth_arrived(stamp_seconds(msg.header), msg)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self.camera_info = msg
-        for frame in self._waiting_frames():
-            frame.offer_camera_info(msg)
-
-    def _waiting_frames(self) -> list[Frame]:
-        with self._pairing_lock:
-            return [f for f in (self.slot.peek(), self.in_flight) if f is not None]
+        self.pairing.camera_info_arrived(msg)
 
     # hand-over to the inference thread ---------------------------------------------------------------------------
     def take_frame(self) -> Frame | None:
         """The newest frame, now in flight: it keeps receiving depth offers until ``finish_frame``."""
-        with self._pairing_lock:
-            self.in_flight = self.slot.take()
-            return self.in_flight
+        return self.pairing.take_frame()
 
     def finish_frame(self) -> None:
-        with self._pairing_lock:
-            self.in_flight = None
+        self.pairing.finish_frame()
 
     # depth for a frame ---------------------------------------------------------------------------------------------
-    def wait_for_depth_pair(self, frame: Frame, settings: NodeSettings, poll_s: float = 0.002) -> None:
-        """Block until no nearer depth image can still come for ``frame``: one stamped at or after it has arrived
-        (stamps only grow), or ``depth_sync_tolerance_s`` has passed since the frame arrived. For results computed
-        as soon as a frame arrives (tracking), which would otherwise take the previous frame's depth."""
-        if not settings.use_depth or self.depth.newest_stamp < frame.stamp - DEPTH_SILENT_S:
-            return  # no depth stream, or it has stopped: nothing to wait for
-        deadline = frame.received + settings.depth_sync_tolerance_s
-        while self.depth.newest_stamp < frame.stamp and time.monotonic() < deadline:
-            time.sleep(poll_s)
+    def wait_for_depth_pair(self, frame: Frame, settings: NodeSettings) -> None:
+        """Block until no nearer depth image can still come for ``frame`` (at most ``depth_sync_tolerance_s`` after
+        it arrived; not at all without depth). For results computed as soon as a frame arrives (tracking), which
+        would otherwise take the previous frame's depth."""
+        if settings.use_depth:
+            self.pairing.wait_for_own_depth(frame, settings.depth_sync_tolerance_s)
 
     def depth_for(self, frame: Frame, settings: NodeSettings):
         """(depth in metres or None, intrinsics or None, reason text: empty when a 3D answer is possible); see
@@ -219,11 +229,11 @@ class CameraStream:
     def depth_problem(self, text: str) -> None:
         """A frame got no 3D answer for a reason of the depth input itself: say so (rate-limited) and count it."""
         self.on_rejected(f"{self.depth_topic}: {text}", "depth")
-        self.node.get_logger().warning(f"no 3D answer: {text}", throttle_duration_sec=10.0)
+        self.ports.logger.warning(f"no 3D answer: {text}", throttle_duration_sec=10.0)
 
     def why_no_images(self) -> str:
-        topic = self.node.resolve_topic_name(self.image.topic if self.image else self.image_topic)
-        publishers = self.node.get_publishers_info_by_topic(topic)
+        topic = self.ports.resolve_topic_name(self.image.topic if self.image else self.image_topic)
+        publishers = self.ports.publishers_info(topic)
         if self.rejected:
             return f"{self.rejected} frame(s) on {topic} were rejected: {self.reject_reason}"
         if not publishers:

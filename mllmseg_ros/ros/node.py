@@ -22,7 +22,7 @@ from std_msgs.msg import Header
 
 from ..engine.commands import ParsedCommand
 from .buffers import Frame
-from .camera_stream import CameraStream
+from .camera_stream import CameraPorts, CameraStream
 from .commands import CommandHandler, command_parser
 from .diagnostics import HINT_PERIOD_S, RecentProblems, ThreeDOutcomes, node_errors, node_status
 from .engine_setup import EngineHandle, apply_options, dtype_name, load_segmenter, release_gpu_memory
@@ -142,7 +142,7 @@ class MLLMSegNode(LifecycleNode):
             self.get_logger().warning("image_compressed is deprecated: use image_transport:=compressed")
         self.problems = RecentProblems(settings.diagnostics_window_s)
         self.health = ThreeDOutcomes(settings.diagnostics_window_s)
-        self.streams = [CameraStream(self, namespace, self._on_frame_rejected, on_frame=self.wake_worker)
+        self.streams = [CameraStream(CameraPorts.of(self), namespace, self._on_frame_rejected, self.wake_worker)
                         for namespace in (settings.cameras or ("",))]
         self._service = SegmentService(self, self._service_group, self.engine, streams=lambda: self.streams,
                                        settings=lambda: self.settings if self.is_active else None,
