@@ -138,3 +138,12 @@ def test_the_node_state_checker_sees_the_node_and_its_readers():
     assert {"target", "problems", "settings", "engine", "segmenter", "wake_worker", "is_active"} <= _node_state()
     found = _node_reads(PACKAGE / "ros" / "publishing.py", _node_state())
     assert any("node.settings" in where for where in found) and any("'output_gate'" in where for where in found)
+
+
+def test_a_cameras_frame_pairing_needs_no_ros():
+    """ros/frame_pairing.py (and the buffers it uses) are tested with plain values and a fake clock, in seconds per
+    mutant (scripts/mutation.py's camera_stream target): they must not come to need rclpy or messages."""
+    for name in ("frame_pairing.py", "buffers.py"):
+        imported = {target for target, _ in _imports(PACKAGE / "ros" / name)}
+        assert not imported & (ROS_MODULES | INTERFACES), f"ros/{name} imports {sorted(imported & ROS_MODULES)}"
+    assert "ros" in {target for target, _ in _imports(PACKAGE / "ros" / "frame_pairing.py")}  # the checker sees .buffers
