@@ -51,12 +51,6 @@ def _names(module: str, *functions: str) -> tuple[str, ...]:
 
 
 ENGINE = "mllmseg_ros.engine"
-# In-process node tests of depth pairing, beside each ROS module's own tests: the few quickest that fail when a frame
-# gets another frame's depth or none (the whole node suite per mutant would take hours on the shared 2-core machine).
-NODE_DEPTH = ("test/ros/test_node.py::test_3d_centroid_from_depth_and_camera_info",
-              "test/ros/test_node.py::test_depth_outside_the_stamp_tolerance_is_not_used",
-              "test/ros/test_node_tracking.py::test_the_wait_for_a_frames_own_depth_ends_when_it_comes",
-              "test/ros/test_node_param_effects.py::test_use_depth_false_gives_2d_answers_and_reads_no_depth")
 TARGETS: dict[str, Target] = {
     "depth": Target(("mllmseg_ros/engine/depth.py",), ("test/engine/test_depth.py",)),
     # Not test_segmenter.py: its tiny-model tests take about 100 s per surviving mutant; test_decision.py runs the
@@ -92,7 +86,10 @@ TARGETS: dict[str, Target] = {
         "what a frame is paired with: the frame and its depth and camera_info as they arrive, the hand-over to the "
         "model, the wait for a frame's own depth, a rejected frame or depth image (not the subscriptions' wiring: "
         "ros/qos.py's target covers the QoS choice)"),
-    "depth_pairing": Target(("mllmseg_ros/ros/depth_pairing.py",), NODE_DEPTH),
+    # On a camera stream with stand-in ports (no node): the depth node tests (test_node.py, test_node_depth.py,
+    # test_node_remote.py) check the same through topics at about a minute per mutant.
+    "depth_pairing": Target(("mllmseg_ros/ros/depth_pairing.py",),
+                            ("test/ros/test_depth_pairing.py", "test/ros/test_camera_stream.py")),
     "buffers": Target(("mllmseg_ros/ros/buffers.py",), ("test/ros/test_buffers.py",)),
     "params": Target(("mllmseg_ros/ros/params.py",), ("test/ros/test_params.py", "test/ros/test_param_coercion.py")),
     "param_coercion": Target(("mllmseg_ros/ros/param_coercion.py",),
