@@ -74,8 +74,9 @@ TARGETS: dict[str, Target] = {
     # test_qos.py runs real publishers and subscriptions; the node tests would add minutes per mutant and nothing more
     "qos": Target(("mllmseg_ros/ros/qos.py",), ("test/ros/test_qos.py",)),
     # The pairing is ros/frame_pairing.py's (no ROS, a fake clock): its tests and those of the stream's callbacks with
-    # stand-in ports take seconds per mutant. The node tests that check the same through topics (NODE_DEPTH,
-    # test_node_slow_model.py, test_node_timing.py) stay in the suite, out of this selection.
+    # stand-in ports take seconds per mutant. The node tests that check the same through topics (test_node.py's depth
+    # tests, test_node_tracking.py, test_node_slow_model.py, test_node_timing.py) stay in the suite, out of this
+    # selection (about a minute per mutant).
     "camera_stream": Target(
         ("mllmseg_ros/ros/camera_stream.py", "mllmseg_ros/ros/frame_pairing.py"),
         ("test/ros/test_frame_pairing.py", "test/ros/test_camera_stream.py", "test/ros/test_buffers.py"),
