@@ -132,6 +132,10 @@ class CameraStream:
         return self.pairing.latest
 
     @property
+    def in_flight(self) -> Frame | None:
+        return self.pairing.in_flight
+
+    @property
     def image_qos(self) -> QoSProfile | None:
         return self.image.qos if self.image is not None else None
 
