@@ -176,6 +176,19 @@ def test_an_answer_to_a_frame_taken_before_the_trackers_first_frame_is_brought_f
     assert state.found and iou(state.mask, truth) > 0.9 and iou(truth0, truth) < 0.5, (state.reason, iou(state.mask, truth))
 
 
+
+def test_an_answer_to_a_frame_the_tracker_has_not_seen_lands_on_its_newest_frame_at_once():
+    """The model took a frame the tracker never got (tracking skipped it) and answers before another frame comes:
+    one direct step from that frame to the tracker's newest places the answer, not the answer's own position."""
+    tracker = MaskTracker()
+    newest, truth = view(dx=12.0, dy=4.0)
+    tracker.add_frame(newest, "newest")
+    taken, truth_taken = view()
+    tracker.remember(taken, "taken")
+    [state] = tracker.anchor("taken", [truth_taken])
+    assert iou(truth_taken, truth) < 0.8
+    assert state.found and state.steps == 1 and iou(state.mask, truth) > 0.9, (state.reason, iou(state.mask, truth))
+
 def test_reset_forgets_tracks_and_pending_frames():
     image, truth = view()
     tracker = anchored(image, truth)
@@ -391,6 +404,19 @@ def test_a_not_found_answer_about_a_target_seen_on_that_frame_ends_its_track():
     [state] = tracker.add_frame(view(dx=6.0)[0], 3)
     assert not state.found and state.reason == NOT_FOUND
 
+
+
+def test_an_answer_naming_something_else_while_the_target_is_hidden_replaces_its_track():
+    """Only a "not found" about a target held hidden keeps its track: an answer with a mask (here another object, in
+    plain sight) is the model's word and replaces it."""
+    background, _ = view()
+    tracker, hidden_at = _hide_behind_board(background)
+    image = _board_over_disc(background, hidden_at)[0]
+    tracker.remember(image, hidden_at)
+    other = np.zeros(image.shape[:2], bool)
+    other[20:60, 250:300] = True  # textured background, right of the board and the disc
+    [state] = tracker.anchor(hidden_at, [other])
+    assert state.found and state.answer_frame == hidden_at and iou(state.mask, other) > 0.9
 
 def _near_disc_behind_post(step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A panning camera: the table's texture moves left 2 px a frame, a red disc nearer the camera 4 px a frame

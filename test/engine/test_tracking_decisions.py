@@ -118,14 +118,14 @@ def test_a_carried_mask_smaller_than_min_area_is_hidden():
     settling = Settling()
     state = settling.settle(TrackPhase.TRACKING, mask_px=19, confidence=1.0)
     assert state.phase is TrackPhase.HIDDEN and not state.found
-    assert state.mask.shape == SHAPE and not state.mask.any() and settling.track.unseen == 1
+    assert state.mask.shape == SHAPE and state.mask.dtype == bool and not state.mask.any() and settling.track.unseen == 1
 
 
 def test_a_carried_mask_looking_too_little_like_the_target_is_lost():
     settling = Settling()
     state = settling.settle(TrackPhase.TRACKING, mask_px=40, confidence=0.59)
     assert state.phase is TrackPhase.LOST and state.reason == LOW_CONFIDENCE
-    assert state.mask.shape == SHAPE and not state.mask.any() and settling.track.unseen == 1
+    assert state.mask.shape == SHAPE and state.mask.dtype == bool and not state.mask.any() and settling.track.unseen == 1
 
 
 def test_a_target_told_by_its_colours_is_published_at_any_confidence():
@@ -141,7 +141,7 @@ def test_a_target_out_of_sight_publishes_nothing_and_keeps_its_last_confidence(p
     settling.tracker._full_mask = lambda track, seen: pytest.fail("nothing is carried for a target out of sight")
     state = settling.settle(phase, Look(in_view=0.3, visible=0.1))
     assert state.phase is phase and not state.found and state.confidence == 0.9
-    assert state.mask.shape == SHAPE and not state.mask.any() and (state.in_view, state.visible) == (0.3, 0.1)
+    assert state.mask.shape == SHAPE and state.mask.dtype == bool and not state.mask.any() and (state.in_view, state.visible) == (0.3, 0.1)
     assert settling.track.unseen == 1 and settling.track.published_at is settling.track.homography
 
 
