@@ -406,6 +406,26 @@ def test_a_not_found_answer_about_a_target_seen_on_that_frame_ends_its_track():
 
 
 
+def test_a_hidden_target_kept_through_a_not_found_answer_leaves_the_other_targets_answers_in_place():
+    """Two targets: the disc the board hides, and a patch in plain sight. An answer "not found" for the disc and a
+    mask for the patch keeps the disc's track and takes the patch's answer."""
+    background, _ = view()
+    image, _, whole = _board_over_disc(background, 0)
+    patch = np.zeros(image.shape[:2], bool)
+    patch[20:60, 250:300] = True  # textured background, right of the board's whole sweep over the disc
+    tracker = MaskTracker()
+    tracker.add_frame(image, 0)
+    tracker.remember(image, 0)
+    assert all(state.found for state in tracker.anchor(0, [whole, patch]))
+    hidden_at = next(step for step in range(1, 60) if not _board_over_disc(background, step)[1].any())
+    for step in range(1, hidden_at + 1):
+        disc, other = tracker.add_frame(_board_over_disc(background, step)[0], step)
+    assert disc.reason == OCCLUDED and other.found
+    tracker.remember(_board_over_disc(background, hidden_at)[0], hidden_at)
+    disc, other = tracker.anchor(hidden_at, [None, patch])
+    assert disc.reason == OCCLUDED and disc.answer_frame == 0
+    assert other.found and other.answer_frame == hidden_at and iou(other.mask, patch) > 0.9
+
 def test_an_answer_naming_something_else_while_the_target_is_hidden_replaces_its_track():
     """Only a "not found" about a target held hidden keeps its track: an answer with a mask (here another object, in
     plain sight) is the model's word and replaces it."""
@@ -443,6 +463,7 @@ def test_a_hidden_target_moving_against_the_camera_is_found_where_its_own_motion
         found_while_hidden += int(state.found and not visible.any())
     assert OCCLUDED in reasons and found_while_hidden == 0
     assert state.found and iou(state.mask, whole) > 0.9, (state.reason, iou(state.mask, whole))
+
 
 
 def _shaded_disc_behind_board(background: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
