@@ -22,7 +22,8 @@ class FramePairing:
     ``clock`` gives the frames' arrival times (time.monotonic), ``sleep`` the wait's polls: tests pass a fake pair.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.clock, self.sleep = clock, sleep
         self.slot = LatestFrameSlot()
         self.depth = StampMatcher()

@@ -46,7 +46,8 @@ def test_targets_in_sight_hidden_out_of_view_or_lost_are_followed_the_others_not
 # phase_of: in sight, hidden or out of the view ----------------------------------------------------------------------
 @pytest.mark.parametrize("shown", [True, False])
 def test_a_target_mostly_outside_the_image_has_left_the_view(shown):
-    for look in (Look(in_view=0.44, visible=1.0), Look(in_view=0.0, visible=0.0), Look(in_view=0.44, visible=1.0, judged=False),
+    for look in (Look(in_view=0.44, visible=1.0), Look(in_view=0.0, visible=0.0),
+                 Look(in_view=0.44, visible=1.0, judged=False),
                  Look(in_view=0.3, visible=1.0, by_colour=True)):
         assert phase_of(look, CONFIG, shown) is TrackPhase.OUT_OF_VIEW
     assert phase_of(Look(in_view=0.45, visible=1.0), CONFIG, shown) is TrackPhase.TRACKING  # at the bound: in view
@@ -141,7 +142,8 @@ def test_a_target_out_of_sight_publishes_nothing_and_keeps_its_last_confidence(p
     settling.tracker._full_mask = lambda track, seen: pytest.fail("nothing is carried for a target out of sight")
     state = settling.settle(phase, Look(in_view=0.3, visible=0.1))
     assert state.phase is phase and not state.found and state.confidence == 0.9
-    assert state.mask.shape == SHAPE and state.mask.dtype == bool and not state.mask.any() and (state.in_view, state.visible) == (0.3, 0.1)
+    assert state.mask.shape == SHAPE and state.mask.dtype == bool and not state.mask.any()
+    assert (state.in_view, state.visible) == (0.3, 0.1)
     assert settling.track.unseen == 1 and settling.track.published_at is settling.track.homography
 
 
