@@ -98,19 +98,17 @@ TARGETS: dict[str, Target] = {
     "conversion": Target(("mllmseg_ros/model/conversion.py",), ("test/model/test_conversion.py",
                                                                  "test/model/test_internlm2.py", "test/model/test_loading.py")),
     # The tracker's drop decisions, not its flow and look code: when a target is in sight, hidden or out of the view
-    # (phase_of), when what it would publish is too small or too unlike the target, when it is given up (_settle), which
-    # phases are found and followed, and which answers keep a hidden target's track (anchor). test_tracking.py's moving
+    # (phase_of), when what it would publish is too small or too unlike the target, when it is given up (_settle), and
+    # which answers keep a hidden target's track (anchor). test_tracking.py's moving
     # scenes cover anchor's keep-hidden and part-of decisions; test_tracking_decisions.py the rest on chosen evidence.
     "tracking": Target(
-        ("mllmseg_ros/engine/tracking/occlusion.py", "mllmseg_ros/engine/tracking/state.py",
-         "mllmseg_ros/engine/tracking/tracker.py"),
+        ("mllmseg_ros/engine/tracking/occlusion.py", "mllmseg_ros/engine/tracking/tracker.py"),
         ("test/engine/test_tracking_decisions.py", "test/engine/test_tracking.py"),
         (*_names(f"{ENGINE}.tracking.occlusion", "phase_of"),
-         *_names(f"{ENGINE}.tracking.state", "TrackPhase.followed", "TrackedMask.found", "TrackedMask.reason"),
          *_names(f"{ENGINE}.tracking.tracker", "MaskTracker._settle", "MaskTracker.anchor")),
         "the drop decisions: phase_of (in sight, hidden, out of view), _settle (too small, lost, given up after "
-        "max_unseen_frames), the phases found and followed, and anchor (a not-found answer about a target held "
-        "hidden, a partial answer); not the flow, motion and look code"),
+        "max_unseen_frames) and anchor (a not-found answer about a target held hidden, a partial answer); not the "
+        "flow, motion and look code. state.py's found/reason/followed are properties, which mutmut does not mutate"),
 }
 
 
