@@ -363,3 +363,35 @@ def test_unknown_verbs_are_guessed_with_the_built_in_list_only():
 def test_a_correction_is_marked_only_when_it_corrects():
     assert parse_command("The fork. I mean the spoon.").corrected
     assert not parse_command("the cup").corrected
+
+
+# The sentence reader's rarer paths (engine/command_reader.py), each met by no corpus line: a negation inside a
+# command, "not X but Y", a correction word opening a sentence that names nothing.
+@pytest.mark.parametrize("text, negated", [("pick up not the cup", "the cup"), ("pick up, not the red cup", "the red cup")])
+def test_a_command_of_a_negation_alone_takes_nothing_and_names_what_it_negates(text, negated):
+    parsed = parse_command(text)
+    assert parsed.intent == IGNORED and parsed.expressions == () and not parsed.stop
+    assert parsed.reason == "a negation names no object to take" and parsed.negated == (negated,)
+
+
+@pytest.mark.parametrize("text, target", [
+    ("pick up not the cup but the bowl", "the bowl"),
+    ("grab not the red cup but the blue bowl please", "the blue bowl"),
+    ("take not the cup but the bowl to the left", "the bowl"),
+])
+def test_not_this_but_that_takes_what_follows_the_but(text, target):
+    parsed = parse_command(text)
+    assert parsed.intent == TARGET and parsed.expressions == (target,) and not parsed.stop
+
+
+@pytest.mark.parametrize("text", ["no, that one", "nope, that one", "wait, that one", "not that one"])
+def test_a_correction_word_before_a_pointer_to_nothing_stops(text):
+    """"No, that one." says the robot has the wrong object; it names no new one: a stop, not a rejected command."""
+    parsed = parse_command(text)
+    assert parsed.intent == STOP and parsed.stop and parsed.expressions == ()
+
+
+@pytest.mark.parametrize("text", ["no. the blue bowl", "nope. the blue bowl", "wait. the blue bowl"])
+def test_a_bare_correction_word_then_a_target_is_that_target_without_a_stop(text):
+    parsed = parse_command(text)
+    assert parsed.intent == TARGET and parsed.expressions == ("the blue bowl",) and not parsed.stop
