@@ -395,3 +395,19 @@ def test_a_correction_word_before_a_pointer_to_nothing_stops(text):
 def test_a_bare_correction_word_then_a_target_is_that_target_without_a_stop(text):
     parsed = parse_command(text)
     assert parsed.intent == TARGET and parsed.expressions == ("the blue bowl",) and not parsed.stop
+
+
+@pytest.mark.parametrize("text, intent, reason", [
+    ("um uh", IGNORED, "only hesitations"),
+    ("okay thanks", IGNORED, "nothing asked"),
+    ("i mean", IGNORED, "'i mean' names nothing"),
+    ("thanks a lot", IGNORED, "'thanks a lot' acknowledges; it is not a command"),
+    ("do not stop moving", IGNORED, "a negated stop (do not stop moving) changes nothing"),
+    ("sorry that one", REJECTED, "'that one' names no object: say what it is"),
+    ("pick up", REJECTED, "no object named after 'pick up': say what it is"),
+    ("pick up the", REJECTED, "'the' names no object after 'pick up': say what it is"),
+])
+def test_what_names_nothing_says_why_in_words_a_user_can_act_on(text, intent, reason):
+    """The reason goes out on the command status topic: each wording checked whole."""
+    parsed = parse_command(text)
+    assert parsed.intent == intent and parsed.reason == reason and parsed.expressions == ()
