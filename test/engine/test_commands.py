@@ -411,3 +411,11 @@ def test_what_names_nothing_says_why_in_words_a_user_can_act_on(text, intent, re
     """The reason goes out on the command status topic: each wording checked whole."""
     parsed = parse_command(text)
     assert parsed.intent == intent and parsed.reason == reason and parsed.expressions == ()
+
+
+def test_a_correction_opened_by_no_that_names_nothing_new_stops_and_a_bare_one_defers_to_the_next_sentence():
+    """"No sorry, that one." names no new object: a stop. "No sorry. The blue bowl.": the bowl, without a stop."""
+    parsed = parse_command("no sorry that one")
+    assert parsed.intent == STOP and parsed.stop and parsed.expressions == ()
+    parsed = parse_command("no sorry. the blue bowl")
+    assert parsed.intent == TARGET and parsed.expressions == ("the blue bowl",) and not parsed.stop
