@@ -4,6 +4,9 @@ and stamps that name no single depth image give 2D results and the reason, in th
 Before, each gave a 3D point with status "ok" (z of 590-797 m, 65.5 m, or the depth of a frame 2 s old)."""
 from __future__ import annotations
 
+import re
+import time
+
 import numpy as np
 import pytest
 
@@ -92,8 +95,12 @@ def test_a_stamp_that_names_many_depth_images_pairs_none(driver):
     """Constant stamps (all 0, or a paused /clock): pairing by stamp would pick any of them (here the first)."""
     for value in (1.0, 2.0, 3.0):
         driver.depth.publish(with_frame(depth_msg(value, stamp_ns=0), COLOUR_FRAME))
+    # Depth and colour are separate topics with no order between them: under load the frame may overtake the last
+    # depth image (seen in CI-like runs: "2 depth images share the stamp"). Two are already ambiguous; one would pair.
+    time.sleep(0.3)
     first = answer(driver, None, 0)
-    assert not first.centroid_3d_valid and "3 depth images share the stamp" in first.centroid_3d_status
+    assert not first.centroid_3d_valid and re.search(r"[23] depth images share the stamp", first.centroid_3d_status), \
+        first.centroid_3d_status
     driver.arrays.clear()
     second = answer(driver, None, 0)  # and the colour frame repeats the previous frame's stamp
     assert not second.centroid_3d_valid and "image stamps repeat" in second.centroid_3d_status
