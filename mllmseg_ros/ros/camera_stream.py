@@ -44,11 +44,13 @@ class CameraPorts:
     clock: Callable[[], float] = time.monotonic
 
     @classmethod
-    def of(cls, node: "Node") -> "CameraPorts":
+    def of(cls, node: "Node", outputs: Callable[[str, "CameraStream"], Any] | None = None) -> "CameraPorts":
+        """The ports of an rclpy node; ``outputs`` makes a stream's result publisher (by default one that reads no
+        settings and has no gate: the node hands its own, see node.py)."""
         return cls(create_subscription=node.create_subscription, destroy_subscription=node.destroy_subscription,
                    resolve_topic_name=node.resolve_topic_name, publishers_info=node.get_publishers_info_by_topic,
                    choose_qos=partial(choose_sensor_qos, node), qos_overridden=partial(overridden, node),
-                   logger=node.get_logger(), outputs=partial(ResultPublisher, node))
+                   logger=node.get_logger(), outputs=outputs or partial(ResultPublisher, node))
 
 
 class SensorSubscription:

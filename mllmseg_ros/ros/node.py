@@ -28,7 +28,7 @@ from .diagnostics import HINT_PERIOD_S, RecentProblems, ThreeDOutcomes, node_err
 from .engine_setup import EngineHandle, apply_options, dtype_name, load_segmenter, release_gpu_memory
 from .param_sources import ros_arguments, unused_parameters
 from .params import NodeSettings, check_changes, declare_parameters, owned, start_value
-from .publishing import OutputGate
+from .publishing import OutputGate, ResultPublisher
 from .qos import RELIABLE_10, overridable, own_profile
 from .segment_service import SegmentService
 from .target import ActiveCommand, Target
@@ -142,7 +142,9 @@ class MLLMSegNode(LifecycleNode):
             self.get_logger().warning("image_compressed is deprecated: use image_transport:=compressed")
         self.problems = RecentProblems(settings.diagnostics_window_s)
         self.health = ThreeDOutcomes(settings.diagnostics_window_s)
-        self.streams = [CameraStream(CameraPorts.of(self), namespace, self._on_frame_rejected, self.wake_worker)
+        outputs = partial(ResultPublisher, self, settings=lambda: self.settings, gate=self.output_gate,
+                          monitor=self.health)
+        self.streams = [CameraStream(CameraPorts.of(self, outputs), namespace, self._on_frame_rejected, self.wake_worker)
                         for namespace in (settings.cameras or ("",))]
         self._service = SegmentService(self, self._service_group, self.engine, streams=lambda: self.streams,
                                        settings=lambda: self.settings if self.is_active else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from geometry_msgs.msg import PointStamped
@@ -109,15 +109,20 @@ class ResultPublisher:
     The node's ``mask_format`` says how ``/segmentations`` carries masks (ros/compact.py), ``output_qos`` how reliably
     the results go out. Every publisher takes `qos_overrides.<topic>.publisher.*` parameters."""
 
-    def __init__(self, node: Node, prefix: str, stream=None) -> None:
+    def __init__(self, node: Node, prefix: str, stream=None, settings: Callable[[], Any] = lambda: None,
+                 gate: OutputGate | None = None, monitor=None) -> None:
+        """``node`` makes the publishers (any rclpy node); ``settings()`` gives the node's current settings (None
+        before configure: reliable results, masks as images), ``gate`` is open while results may go out, ``monitor``
+        counts the 3D answers for /diagnostics (``ThreeDOutcomes.record_3d``)."""
         from visualization_msgs.msg import MarkerArray
 
         from ..msg import SegmentationArray
 
         self.node = node
         self.stream = stream  # its camera_info gives the 3D detections' box size
-        self.gate: OutputGate | None = getattr(node, "output_gate", None)
-        self.monitor = getattr(node, "health", None)  # counts the 3D answers for /diagnostics
+        self.settings = settings
+        self.gate = gate
+        self.monitor = monitor
         self._publishers = []
 
         def publisher(message_type, name, qos, chosen_per_configure: bool = False):
@@ -132,7 +137,8 @@ class ResultPublisher:
         def result_publisher(message_type, name):
             return publisher(message_type, name, results_qos, chosen_per_configure=True)
 
-        results_qos = output_qos(node.settings.output_qos if node.settings else "reliable")
+        current = settings()
+        results_qos = output_qos(current.output_qos if current else "reliable")
         self.segmentations = result_publisher(SegmentationArray, "segmentations")
         self.mask = publisher(Image, "mask", IMAGES_QOS)
         self.mask_compressed = publisher(CompressedImage, "mask/compressed", IMAGES_QOS)
@@ -161,7 +167,7 @@ class ResultPublisher:
             return may
 
     def _publish(self, array, frame, results, with_markers: bool) -> None:
-        settings = self.node.settings
+        settings = self.settings()
         apply_mask_format(array.segmentations, results, settings.mask_format if settings else "image")
         stamp = (frame.header.stamp.sec, frame.header.stamp.nanosec)
         with self._stamp_lock:

@@ -34,8 +34,7 @@ def test_a_late_model_answer_goes_on_segmentations_only_and_centroid_never_goes_
     from mllmseg_ros.ros.qos import RELIABLE_10
 
     node = ros.add(Node("result_order_test"))
-    node.settings = None  # not a configured MLLMSegNode: the publisher's defaults (reliable, mask as an image)
-    publisher = ResultPublisher(node, "/order")
+    publisher = ResultPublisher(node, "/order")  # no settings: the defaults (reliable, masks as images)
     listener = ros.add(Node("result_order_listener"))
     got = {"segmentations": [], "centroid": []}
     listener.create_subscription(SegmentationArray, "/order/segmentations",
