@@ -23,6 +23,11 @@ class TrackPhase(enum.Enum):
         """Still moved with the scene each frame, to be shown again where it looks as it did."""
         return self in (TrackPhase.TRACKING, TrackPhase.HIDDEN, TrackPhase.OUT_OF_VIEW, TrackPhase.LOST)
 
+    @property
+    def unseen(self) -> bool:
+        """Followed, and known to be out of sight (behind something or outside the image) on the newest frame."""
+        return self in (TrackPhase.HIDDEN, TrackPhase.OUT_OF_VIEW)
+
 
 LEFT_VIEW = TrackPhase.OUT_OF_VIEW.value
 OCCLUDED = TrackPhase.HIDDEN.value

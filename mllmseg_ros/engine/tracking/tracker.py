@@ -281,7 +281,7 @@ class MaskTracker:
                 if seen_then is not None and seen_then < IN_FULL_SIGHT and self._part_of(track, earlier):
                     track = earlier  # the fuller answer stays the reference (it is seen again as it comes out)
                 else:
-                    self._place(track, chain)
+                    self._place(track, chain, out_of_sight=earlier is not None and earlier.state.phase.unseen)
                     track.state.answer_frame = frame_id
                 self._tracks.append(track)
             return [track.state for track in self._tracks]
@@ -299,10 +299,13 @@ class MaskTracker:
         return _Track(reference, translation(float(dx), float(dy)) @ chain.camera, chain.gain.copy(),
                       TrackedMask(mask.copy(), TrackPhase.TRACKING, 1.0, chain.steps), relative)
 
-    def _place(self, track: _Track, chain: Pending) -> None:
+    def _place(self, track: _Track, chain: Pending, out_of_sight: bool = False) -> None:
         """A new answer carried over the frames since the model's: where the chain says its pixels went, or where the
         camera's motion alone puts it (the chain follows whatever passed in front of it meanwhile); the one where it
-        looks most as on the model's frame, or a little around that where it looks better."""
+        looks most as on the model's frame, or a little around that where it looks better. ``out_of_sight``: the
+        tracker holds the target hidden or out of view on the newest frame; the answer (about an older frame) shows
+        it there only where it looks as clearly as a hidden target must to be shown again (an occluder's plain
+        surface agrees with a quarter of a plain target by chance)."""
         reference = track.reference
         if reference is None or chain.steps == 0:
             return
@@ -321,11 +324,13 @@ class MaskTracker:
             by_chain = look_for(reference, carried, track.gain, self._view, radius, self.config)
             centre = reference.samples.mean(0, keepdims=True)
             apart = float(np.linalg.norm(project(by_chain[0], centre) - project(by_camera[0], centre)))
-            needed = self.config.occlusion.min_visible if apart <= radius else CLEAR_LOOK
+            needed = CLEAR_LOOK if apart > radius else \
+                self.config.occlusion.visible_to_show if out_of_sight else self.config.occlusion.min_visible
             if by_chain[1].visible >= max(needed, seen.visible + SAME_LOOK):
                 homography, seen = by_chain
         track.homography = homography
-        self._settle(track, seen, phase_of(seen, self.config, shown=True))  # the model has just seen it
+        # the model has just seen it: it stays in sight down to min_visible, unless the tracker saw it go meanwhile
+        self._settle(track, seen, phase_of(seen, self.config, shown=not out_of_sight))
 
     def _part_of(self, track: _Track, earlier: _Track) -> bool:
         """Whether ``track``'s answer is a small part of the target ``earlier`` follows (seen, hidden or out of
