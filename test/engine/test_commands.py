@@ -406,6 +406,11 @@ def test_a_bare_correction_word_then_a_target_is_that_target_without_a_stop(text
     ("sorry that one", REJECTED, "'that one' names no object: say what it is"),
     ("pick up", REJECTED, "no object named after 'pick up': say what it is"),
     ("pick up the", REJECTED, "'the' names no object after 'pick up': say what it is"),
+    ("robot got it", IGNORED, "'got it' acknowledges; it is not a command"),
+    ("can you hear me", IGNORED, "no action I can take after 'can you': 'hear me'"),
+    ("would you mind", IGNORED, "nothing asked after 'would you mind'"),
+    ("pick them all up", REJECTED, "'them all' names no object after 'pick ... up': say what it is"),
+    ("pick up the cup no that one", REJECTED, "'that one' names no object after 'pick up': say what it is"),
 ])
 def test_what_names_nothing_says_why_in_words_a_user_can_act_on(text, intent, reason):
     """The reason goes out on the command status topic: each wording checked whole."""
@@ -419,3 +424,59 @@ def test_a_correction_opened_by_no_that_names_nothing_new_stops_and_a_bare_one_d
     assert parsed.intent == STOP and parsed.stop and parsed.expressions == ()
     parsed = parse_command("no sorry. the blue bowl")
     assert parsed.intent == TARGET and parsed.expressions == ("the blue bowl",) and not parsed.stop
+
+
+@pytest.mark.parametrize("text", ["Can you stop?", "Could you please stop", "Can you hold on", "Grab the cup and then wait."])
+def test_a_stop_or_hold_after_a_request_or_a_sequence_stops(text):
+    parsed = parse_command(text)
+    assert parsed.intent == STOP and parsed.stop and parsed.expressions == ()
+
+
+def test_what_a_negation_names_is_kept_through_a_later_sentence_and_after_a_hold():
+    """The caller must never take a negated object, so "negated" survives what comes after it."""
+    parsed = parse_command("Don't take the cup. Pick up the bowl.")
+    assert parsed.intent == TARGET and parsed.expressions == ("the bowl",) and parsed.negated == ("the cup",)
+    parsed = parse_command("Wait, don't take the cup.")
+    assert parsed.intent == STOP and parsed.negated == ("the cup",)
+
+
+@pytest.mark.parametrize("text, negated", [("Take it instead of the cup.", "the cup"),
+                                           ("Take them both instead of the cup.", "the cup")])
+def test_a_pronoun_target_is_rejected_and_still_names_what_it_negates(text, negated):
+    parsed = parse_command(text)
+    assert parsed.intent == REJECTED and parsed.expressions == () and parsed.negated == (negated,)
+
+
+def test_not_one_object_but_another_takes_all_words_after_the_but():
+    parsed = parse_command("Not the cup but the bowl on the left table.")
+    assert parsed.intent == TARGET and parsed.expressions == ("the bowl on the left table",)
+
+
+@pytest.mark.parametrize("text, negated", [("Not scissors.", "scissors"), ("Never 3d printer.", "3d printer")])
+def test_a_negation_before_a_bare_object_negates_it_rather_than_stopping(text, negated):
+    """"not" before any word, and any negation before a word starting with a digit, names an object, not a verb."""
+    parsed = parse_command(text)
+    assert parsed.intent == IGNORED and not parsed.stop and parsed.negated == (negated,)
+
+
+def test_a_sequence_word_after_what_is_stopped_starts_the_new_target():
+    parsed = parse_command("Stop following the cup, then the bowl.")
+    assert parsed.intent == TARGET and parsed.stop and parsed.expressions == ("the bowl",)
+
+
+def test_an_empty_step_between_two_sequence_words_is_no_problem():
+    parsed = parse_command("First the cup, and then, after that, the bowl.")
+    assert parsed.intent == TARGET and parsed.expressions == ("the cup", "the bowl") and parsed.problems == ()
+
+
+@pytest.mark.parametrize("text", ["Bring me what is on the table.", "Find the cup, I mean, what is on the table."])
+def test_an_object_after_a_command_verb_is_a_target_even_when_it_reads_like_a_question(text):
+    parsed = parse_command(text)
+    assert parsed.intent == TARGET and parsed.expressions == ("what is on the table",)
+
+
+@pytest.mark.parametrize("text", ["Wait.", "Wait no."])
+def test_wait_stops_when_the_configured_stop_phrases_leave_it_only_a_correction(text):
+    """With stop_phrases that omit "wait", it is read as a correction; naming nothing new it still stops."""
+    parsed = parse_command(text, stop_phrases=("stop", "halt"))
+    assert parsed.intent == STOP and parsed.stop and parsed.expressions == ()
