@@ -221,14 +221,16 @@ def summary(after: Path, before: Path) -> str:
     with the verdicts of scripts/mutation_equivalent.tsv as it is now."""
     known = equivalents()
 
-    def scored(folder: Path, name: str) -> tuple[dict | None, str]:
+    def scored(folder: Path, name: str, later_kills: bool = True) -> tuple[dict | None, str]:
         path = folder / name / "report.json"
         if not path.exists():
             return None, "-"
         r = json.loads(path.read_text())
         kinds = [known.get(s["mutant"], ("",))[0] for s in r["survivors"]]
-        # "killed": by a test added after the run, checked against that mutation by hand (the reason names it)
-        equivalent, killed = kinds.count("equivalent"), r["killed"] + kinds.count("killed")
+        # "killed": by a test added after the run, checked against that mutation by hand (the reason names it); such
+        # a test did not exist for the before run, so only the after score counts it
+        equivalent = kinds.count("equivalent")
+        killed = r["killed"] + (kinds.count("killed") if later_kills else 0)
         return r, f"{killed}/{r['mutants'] - equivalent} = {killed / (r['mutants'] - equivalent):.1%}"
 
     rows, survivors = [], []
@@ -239,7 +241,7 @@ def summary(after: Path, before: Path) -> str:
         kinds = [known.get(s["mutant"], ("",))[0] for s in r["survivors"]]
         tests = ", ".join(f"`{t.removeprefix('test/')}`" for t in r["tests"])
         rows.append(f"| {name} | `{', '.join(target.files)}` ({target.about or 'whole module'}) | {tests} | "
-                    f"{scored(before, name)[1]} | {after_score} ({kinds.count('equivalent')} equivalent, "
+                    f"{scored(before, name, later_kills=False)[1]} | {after_score} ({kinds.count('equivalent')} equivalent, "
                     f"{kinds.count('accepted')} accepted" + (f", {kinds.count('killed')} killed by a later test"
                                                              if "killed" in kinds else "")
                     + f", {kinds.count('')} not judged" + (f"; {r['not_run']} not run, stopped for time"
