@@ -47,6 +47,9 @@ class _Track:
     relative: RelativeMotion = field(default_factory=RelativeMotion)
     unseen: int = 0  # frames since it was last in sight
     published_at: np.ndarray | None = None  # the homography the mask last published (state.mask) was carried by
+    rival: np.ndarray | None = None  # the other place the answer may be (see _place and _weigh_rival)
+    rival_is_camera: bool = False  # ... the camera's (the chain's place was taken) or the chain's
+    rival_frames: int = 0  # ... looked for this many more frames
 
 
 class MaskTracker:
@@ -166,7 +169,42 @@ class MaskTracker:
             radius = min(config.motion.max_carried_px, config.motion.max_object_step_px * (1 + track.unseen))
             track.homography, seen = look_for(reference, camera_only, track.gain, self._view, radius, config)
             phase = phase_of(seen, config, shown=False)
+        if track.rival is not None:
+            seen, phase = self._weigh_rival(track, step, seen, phase)
         self._settle(track, seen, phase)
+
+    def _weigh_rival(self, track: _Track, step: Step, seen: Look, phase: TrackPhase) -> tuple[Look, TrackPhase]:
+        """The other place an answer may be (see ``_place``), looked for too. The chain's place is taken when the
+        target shows there clearly while it does not at the camera's; from then the camera's place is the rival, taken
+        back when the target shows there better (the chain had followed something that passed in front of it)."""
+        config, reference = self.config, track.reference
+        track.rival_frames -= 1
+        if track.rival_is_camera:
+            rival, rival_seen = look_for(reference, step.camera @ track.rival, track.gain, self._view,
+                                         config.motion.max_object_step_px, config)
+            take = rival_seen.visible >= max(config.occlusion.visible_to_show, seen.visible + SAME_LOOK)
+        else:
+            radius = min(config.motion.max_carried_px, config.motion.max_object_step_px * (1 + track.unseen))
+            rival, rival_seen = look_for(reference, track.relative.predict(track.rival, step), track.gain, self._view,
+                                         radius, config)
+            # colours found nowhere around the target are evidence wherever they show (as for any hidden target);
+            # another target needs a clear look: a board of its own colour, which the chain followed, passes
+            # visible_to_show (docs/tracking.md, "A second place for a late answer")
+            shows = phase_of(rival_seen, config, shown=False) is TrackPhase.TRACKING and \
+                (rival_seen.by_colour or rival_seen.visible >= CLEAR_LOOK)
+            take = phase is not TrackPhase.TRACKING and shows
+        take = take and rival_seen.in_view >= config.occlusion.min_in_view
+        if take:
+            track.rival, track.homography = (None if track.rival_is_camera else track.homography), rival
+            track.rival_is_camera = not track.rival_is_camera
+            seen, phase = rival_seen, TrackPhase.TRACKING
+        else:
+            track.rival = rival
+            if phase is TrackPhase.TRACKING and not track.rival_is_camera:  # found where the camera put it
+                track.rival = None
+        if not phase.followed or track.rival_frames <= 0:
+            track.rival = None
+        return seen, phase
 
     def _best_motion(self, track: _Track, step: Step, camera_only: np.ndarray) -> np.ndarray:
         """Where a target in sight went: as its own flow says, there moved to where its look matches best nearby,
@@ -328,9 +366,15 @@ class MaskTracker:
                 self.config.occlusion.visible_to_show if out_of_sight else self.config.occlusion.min_visible
             if by_chain[1].visible >= max(needed, seen.visible + SAME_LOOK):
                 homography, seen = by_chain
+            elif apart > radius:
+                # too far apart to tell which is right by a look now: the chain's place is kept as a rival while
+                # the target is unseen there and at the camera's, and taken once it shows there (_weigh_rival)
+                track.rival, track.rival_frames = by_chain[0], self.config.occlusion.max_unseen_frames
         track.homography = homography
         # the model has just seen it: it stays in sight down to min_visible, unless the tracker saw it go meanwhile
         self._settle(track, seen, phase_of(seen, self.config, shown=not out_of_sight))
+        if track.state.phase is TrackPhase.TRACKING or not track.state.phase.followed:
+            track.rival = None
 
     def _part_of(self, track: _Track, earlier: _Track) -> bool:
         """Whether ``track``'s answer is a small part of the target ``earlier`` follows (seen, hidden or out of
