@@ -24,6 +24,8 @@ CAMERA_MIN_SAMPLES = 12  # below, the frame is too far out of the previous one t
 UNCLIPPED = (12.0, 243.0)  # grey levels: samples outside are near black or clipped and say nothing of the exposure
 MIN_FLOW_SIDE = 32  # OpenCV's DIS crashes (segfault) on images shorter than this when they are wide: padded up to it
 MAX_GAIN_STEP = 1.5  # an exposure change larger than this within one step is a fit gone wrong (a cut): ignored
+ANSWER_FIT_PX = 1.5  # an answer's pixels, carried by the chain, farther than this from the fitted motion are not its
+MIN_ANSWER_SAMPLES = 12  # fewer of an answer's pixels on the newest frame, or fewer fitting its motion: no motion
 
 
 @dataclass
@@ -155,6 +157,22 @@ class Pending:
         """The source is the newest frame itself."""
         self.map_xy, self.steps = np.ascontiguousarray(grid[::self.stride, ::self.stride]), 0
         self.camera, self.gain = np.eye(3), np.ones(3)
+
+    def carrying(self, mask: np.ndarray) -> np.ndarray | None:
+        """The homography that best carries ``mask`` (an answer on the source frame, flow pixels) as the chain moved
+        its pixels (None: too few of them are on the newest frame)."""
+        source = self.map_xy
+        height, width = mask.shape
+        columns, rows = np.round(source[..., 0]).astype(int), np.round(source[..., 1]).astype(int)
+        inside = (columns >= 0) & (columns < width) & (rows >= 0) & (rows < height)
+        on_target = np.zeros(inside.shape, bool)
+        on_target[inside] = mask[rows[inside], columns[inside]] > 0
+        ys, xs = np.nonzero(on_target)
+        if len(xs) < MIN_ANSWER_SAMPLES:
+            return None
+        newest = np.stack([xs, ys], axis=1).astype(np.float32) * self.stride
+        homography, inliers = fit_homography(source[ys, xs].astype(np.float32), newest, ANSWER_FIT_PX)
+        return homography if len(inliers) >= MIN_ANSWER_SAMPLES else None
 
     def advance(self, step: Step, grid: np.ndarray, flow: FlowField, new: FrameView) -> None:
         """One more frame: compose ``step`` (whose earlier frame was the newest so far) onto the chain."""

@@ -10,7 +10,7 @@ import numpy as np
 from .appearance import MIN_JUDGED_PX, Look, Reference, look, make_reference
 from .colours import segment
 from .config import TrackerConfig
-from .flow import FlowField, FrameView, Pending, Step, fit_homography, frame_view
+from .flow import FlowField, FrameView, Pending, Step, frame_view
 from .motion import aligned, own_shift, shifted, snapped, step_of_target
 from .occlusion import IN_FULL_SIGHT, RelativeMotion, look_for, phase_of
 from .ops import bounds, count, project, resolution_change, translation, warp_into
@@ -30,7 +30,6 @@ SCENE_CUT = 0.15  # a frame whose flow the camera's motion explains for less tha
 #                   0.03; real hand-held video with moving objects and occluders: 0.44 and up)
 WHOLE_BY_COLOUR = 0.92  # a target whose colours cover this share of its carried mask (and no more than 1 / this, which
 #                        would be a like-coloured neighbour joined to it) is seen whole by them
-ANSWER_FIT_PX = 1.5  # an answer's pixels, carried by the chain, farther than this from the fitted motion are not its
 
 
 def _centre(mask: np.ndarray) -> np.ndarray:
@@ -347,7 +346,7 @@ class MaskTracker:
         reference = track.reference
         if reference is None or chain.steps == 0:
             return
-        carried = self._carried_by_chain(reference, chain)
+        carried = chain.carrying(reference.mask)
         if reference.area < MIN_JUDGED_PX:  # a sliver: its look cannot tell where it is, the model's word stands
             track.homography = carried if carried is not None else track.homography
             self._settle(track, look(reference, track.homography, track.gain, self._view, self.config.appearance),
@@ -388,19 +387,3 @@ class MaskTracker:
         slack = max(PART_SLACK_PX, round(PART_SLACK * np.sqrt(earlier.reference.area)))
         near_old = cv2.dilate(old, np.ones((2 * slack + 1,) * 2, np.uint8)).view(bool)
         return 0 < new_area < PART_OF_AREA * count(old.view(bool)) and count(new & near_old) >= PART_INSIDE * new_area
-
-    def _carried_by_chain(self, reference: Reference, chain: Pending) -> np.ndarray | None:
-        """The homography that best carries the answer's pixels as the chain moved them (None: too few of them are
-        on the newest frame)."""
-        source = chain.map_xy
-        height, width = reference.mask.shape
-        columns, rows = np.round(source[..., 0]).astype(int), np.round(source[..., 1]).astype(int)
-        inside = (columns >= 0) & (columns < width) & (rows >= 0) & (rows < height)
-        on_target = np.zeros(inside.shape, bool)
-        on_target[inside] = reference.mask[rows[inside], columns[inside]] > 0
-        ys, xs = np.nonzero(on_target)
-        if len(xs) < 12:
-            return None
-        newest = np.stack([xs, ys], axis=1).astype(np.float32) * chain.stride
-        homography, inliers = fit_homography(source[ys, xs].astype(np.float32), newest, ANSWER_FIT_PX)
-        return homography if len(inliers) >= 12 else None
