@@ -195,19 +195,11 @@ def test_a_depth_stream_up_to_a_second_behind_is_waited_for(behind_s):
     assert clock.sleeps == [0.25] * 4 and clock.now == frame.received + 1.0
 
 
-def test_no_wait_when_the_frames_own_depth_is_already_there():
+@pytest.mark.parametrize("depth_stamp", [5.0, 5.01], ids=["its_own", "a_later_one"])
+def test_no_wait_when_the_frames_own_or_a_later_depth_is_already_there(depth_stamp):
     clock = FakeClock()
     streams = pairing(clock)
-    streams.depth_arrived(5.0, "own")
-    frame = arrive(streams, 5.0)
-    streams.wait_for_own_depth(frame, tolerance_s=1.0)
-    assert clock.sleeps == []
-
-
-def test_no_wait_when_a_later_depth_is_already_there():
-    clock = FakeClock()
-    streams = pairing(clock)
-    streams.depth_arrived(5.01, "later")
+    streams.depth_arrived(depth_stamp, "depth")
     frame = arrive(streams, 5.0)
     streams.wait_for_own_depth(frame, tolerance_s=1.0)
     assert clock.sleeps == []
