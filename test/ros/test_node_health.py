@@ -5,6 +5,8 @@ import threading
 import time
 from types import SimpleNamespace
 
+import numpy as np
+
 from mllmseg_ros.ros.diagnostics import MIN_3D_FAILURES, ThreeDOutcomes
 from mllmseg_ros.ros.publishing import OutputGate
 
@@ -50,3 +52,21 @@ def test_3d_health_fails_only_when_every_recent_answer_had_no_3d_for_a_fault():
     health.record_3d(_Array(True, "ok"))
     assert health.failing() == "" and health.summary()[:2] == (2 * MIN_3D_FAILURES + 1, 1)
     assert health.failing(now=time.monotonic() + 11.0) == ""  # the window has passed
+
+
+def test_the_nodes_result_publishers_hold_its_gate_and_report_their_3d_answers(make_node, seg_checkpoint):
+    """The node hands each camera's ResultPublisher its output gate and its 3D counter (issue 35's seam): after
+    deactivate a result reaching the publisher by any path is not sent, and what is sent while active is counted."""
+    from mllmseg_ros.msg import Segmentation, SegmentationArray
+
+    node = make_node(seg_checkpoint)
+    publisher = node.streams[0].publisher
+    counted = []
+    node.health.record_3d = counted.append  # the publisher's one call into the counter
+    frame = SimpleNamespace(header=SegmentationArray().header, rgb=np.zeros((4, 4, 3), np.uint8), camera_info=None)
+    array = SegmentationArray(segmentations=[Segmentation(source=Segmentation.SOURCE_MODEL)])
+    assert publisher.publish(array, frame, [], with_markers=False)
+    assert counted == [array]
+    node.trigger_deactivate()
+    assert not publisher.publish(array, frame, [], with_markers=False)
+    assert counted == [array]
