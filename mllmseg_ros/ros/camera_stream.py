@@ -16,7 +16,7 @@ from .compressed_depth import decode_compressed_depth
 from .conversions import compressed_to_rgb, image_to_rgb, stamp_seconds
 from .frame_pairing import FramePairing
 from .params import NodeSettings
-from .publishing import ResultPublisher, build_array
+from .publishing import build_array
 from .qos import IMAGE_DEPTH, SENSOR_DEPTH, choose_sensor_qos, overridable, overridden, same_profile, sensor_setting
 
 if TYPE_CHECKING:
@@ -44,13 +44,13 @@ class CameraPorts:
     clock: Callable[[], float] = time.monotonic
 
     @classmethod
-    def of(cls, node: "Node", outputs: Callable[[str, "CameraStream"], Any] | None = None) -> "CameraPorts":
-        """The ports of an rclpy node; ``outputs`` makes a stream's result publisher (by default one that reads no
-        settings and has no gate: the node hands its own, see node.py)."""
+    def of(cls, node: "Node", outputs: Callable[[str, "CameraStream"], Any]) -> "CameraPorts":
+        """The ports of an rclpy node; ``outputs`` makes a stream's result publisher (the node's, with its settings,
+        output gate and 3D counter: node.py)."""
         return cls(create_subscription=node.create_subscription, destroy_subscription=node.destroy_subscription,
                    resolve_topic_name=node.resolve_topic_name, publishers_info=node.get_publishers_info_by_topic,
                    choose_qos=partial(choose_sensor_qos, node), qos_overridden=partial(overridden, node),
-                   logger=node.get_logger(), outputs=outputs or partial(ResultPublisher, node))
+                   logger=node.get_logger(), outputs=outputs)
 
 
 class SensorSubscription:
